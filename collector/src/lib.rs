@@ -1,0 +1,116 @@
+//! Spanlake's collector: the OTLP trace receivers.
+//!
+//! Requests arrive over OTLP/gRPC ([`grpc`]) or OTLP/HTTP with protobuf or JSON bodies
+//! ([`http`]), are decoded off the I/O threads into Arrow span batches ([`otlp::decode`]), and
+//! are handed to a [`SpanSink`]; the client is answered only once the sink says the spans are
+//! durable. Spans that break the protocol's rules are refused one by one through OTLP partial
+//! success; the rest of the request is kept.
+
+pub mod grpc;
+pub mod http;
+pub mod otlp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use spanlake_storage::{SpanSink, TenantId};
+
+/// The header (and gRPC metadata key) naming the tenant, as in Tempo and Grafana.
+pub const TENANT_HEADER: &str = "x-scope-orgid";
+
+/// Errors of the collector crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot decode request body as {format}: {reason}")]
+    Decode { format: &'static str, reason: String },
+    #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
+    UnsupportedContentType(String),
+    #[error("unsupported content encoding {0:?}: use gzip or none")]
+    UnsupportedEncoding(String),
+    #[error("request body over the limit of {limit} bytes{when}")]
+    TooLarge { limit: usize, when: &'static str },
+    #[error("invalid tenant in the X-Scope-OrgID header: {0}")]
+    InvalidTenant(String),
+    #[error("server overloaded: retry after {} s", retry_after.as_secs())]
+    Overloaded { retry_after: Duration },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("could not store spans: {0}")]
+    Storage(spanlake_storage::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<spanlake_storage::Error> for Error {
+    fn from(e: spanlake_storage::Error) -> Self {
+        match e {
+            spanlake_storage::Error::Overloaded { retry_after } => Self::Overloaded { retry_after },
+            spanlake_storage::Error::Closed => Self::ShuttingDown,
+            spanlake_storage::Error::InvalidTenant(t) => Self::InvalidTenant(t),
+            other => Self::Storage(other),
+        }
+    }
+}
+
+/// Parses the tenant header's value; no header means the default tenant.
+pub fn tenant_from_header(value: Option<&[u8]>) -> Result<TenantId> {
+    match value {
+        None => Ok(TenantId::default_tenant()),
+        Some(raw) => {
+            let text = std::str::from_utf8(raw)
+                .map_err(|_| Error::InvalidTenant("not utf-8".into()))?;
+            TenantId::new(text.trim()).map_err(|e| Error::InvalidTenant(e.to_string()))
+        }
+    }
+}
+
+/// The part shared by both receivers: decode, store, answer.
+#[derive(Clone)]
+pub struct Receiver {
+    sink: Arc<dyn SpanSink>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}
+
+impl Receiver {
+    pub fn new(sink: Arc<dyn SpanSink>) -> Self {
+        Self { sink }
+    }
+
+    /// Decodes and stores one request; returns the OTLP response once the accepted spans are
+    /// durable. `decode_body` runs on a blocking thread with the decoding of the spans.
+    pub async fn export<F>(
+        &self,
+        tenant: TenantId,
+        decode_body: F,
+    ) -> Result<ExportTraceServiceResponse>
+    where
+        F: FnOnce() -> Result<ExportTraceServiceRequest> + Send + 'static,
+    {
+        let decoded = tokio::task::spawn_blocking(move || {
+            let request = decode_body()?;
+            otlp::decode(&request).map_err(|e| Error::Internal(e.to_string()))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("decode task: {e}")))??;
+        let message = decoded.message();
+        if decoded.rejected > 0 {
+            tracing::debug!(tenant = %tenant, rejected = decoded.rejected, %message, "rejected spans");
+        }
+        self.sink.append(&tenant, decoded.batch).await?;
+        let partial_success = (decoded.rejected > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: decoded.rejected as i64,
+            error_message: message,
+        });
+        Ok(ExportTraceServiceResponse { partial_success })
+    }
+}

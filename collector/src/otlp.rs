@@ -1,0 +1,195 @@
+//! Decoding OTLP trace requests into span batches: a pure function, separately tested, fuzzable
+//! and benchmarkable. Spans that break the OTLP rules (ids of the wrong length or all zeros,
+//! timestamps past `i64`) are rejected one by one and reported; the rest are kept.
+
+use arrow::array::RecordBatch;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use spanlake_storage::batch::{
+    AttrMapBuilder, AttrValue, EventFields, LinkFields, SpanBatchBuilder, SpanFields, SpanKind,
+    StatusCode,
+};
+
+/// The service name OTel SDKs report when none is configured.
+const UNKNOWN_SERVICE: &str = "unknown_service";
+/// How many rejection reasons are spelled out in the partial-success message.
+const MAX_REASONS: usize = 5;
+
+/// The result of decoding one export request.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The accepted spans.
+    pub batch: RecordBatch,
+    /// Number of spans refused.
+    pub rejected: u64,
+    /// Why, for the first few refused spans.
+    pub reasons: Vec<String>,
+}
+
+impl Decoded {
+    /// The OTLP `partial_success.error_message`: empty when nothing was rejected.
+    pub fn message(&self) -> String {
+        if self.rejected == 0 {
+            return String::new();
+        }
+        let mut msg = format!("{} span(s) rejected: {}", self.rejected, self.reasons.join("; "));
+        if self.rejected as usize > self.reasons.len() {
+            msg.push_str("; ...");
+        }
+        msg
+    }
+}
+
+fn check_span(span: &Span) -> Result<(), String> {
+    let id_error = |what: &str, want: usize, got: &[u8]| {
+        if got.len() != want {
+            Some(format!("{what} must be {want} bytes, got {}", got.len()))
+        } else if got.iter().all(|b| *b == 0) {
+            Some(format!("{what} is all zeros"))
+        } else {
+            None
+        }
+    };
+    if let Some(e) = id_error("trace_id", 16, &span.trace_id) {
+        return Err(e);
+    }
+    if let Some(e) = id_error("span_id", 8, &span.span_id) {
+        return Err(e);
+    }
+    if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
+        return Err(format!(
+            "parent_span_id must be empty or 8 bytes, got {}",
+            span.parent_span_id.len()
+        ));
+    }
+    if span.start_time_unix_nano > i64::MAX as u64 || span.end_time_unix_nano > i64::MAX as u64 {
+        return Err("timestamp beyond year 2262".into());
+    }
+    Ok(())
+}
+
+/// Decodes `request` into a batch of the accepted spans.
+pub fn decode(request: &ExportTraceServiceRequest) -> Result<Decoded, arrow::error::ArrowError> {
+    let mut builder = SpanBatchBuilder::new();
+    let mut rejected = 0u64;
+    let mut reasons = Vec::new();
+    for (r, resource_spans) in request.resource_spans.iter().enumerate() {
+        let resource_attrs: &[KeyValue] = resource_spans
+            .resource
+            .as_ref()
+            .map_or(&[], |r| r.attributes.as_slice());
+        let service_name = resource_attrs
+            .iter()
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .unwrap_or(UNKNOWN_SERVICE);
+        for (s, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
+            let (scope_name, scope_version) = scope_spans
+                .scope
+                .as_ref()
+                .map_or(("", ""), |s| (s.name.as_str(), s.version.as_str()));
+            for (i, span) in scope_spans.spans.iter().enumerate() {
+                if let Err(why) = check_span(span) {
+                    rejected += 1;
+                    if reasons.len() < MAX_REASONS {
+                        reasons.push(format!(
+                            "resourceSpans[{r}].scopeSpans[{s}].spans[{i}]: {why}"
+                        ));
+                    }
+                    continue;
+                }
+                let status = span.status.as_ref();
+                // An all-zero parent id is sent by some SDKs for roots.
+                let parent: &[u8] = if span.parent_span_id.iter().all(|b| *b == 0) {
+                    &[]
+                } else {
+                    &span.parent_span_id
+                };
+                builder.begin_span(&SpanFields {
+                    trace_id: &span.trace_id,
+                    span_id: &span.span_id,
+                    parent_span_id: parent,
+                    trace_state: &span.trace_state,
+                    service_name,
+                    name: &span.name,
+                    kind: SpanKind::from_otlp(span.kind),
+                    start_unix_nano: span.start_time_unix_nano as i64,
+                    end_unix_nano: span.end_time_unix_nano as i64,
+                    status_code: StatusCode::from_otlp(status.map_or(0, |s| s.code)),
+                    status_message: status.map_or("", |s| s.message.as_str()),
+                    scope_name,
+                    scope_version,
+                    flags: span.flags,
+                    dropped_attributes_count: span.dropped_attributes_count,
+                    dropped_events_count: span.dropped_events_count,
+                    dropped_links_count: span.dropped_links_count,
+                });
+                push_attributes(builder.attributes(), &span.attributes);
+                push_attributes(builder.resource_attributes(), resource_attrs);
+                for event in &span.events {
+                    let events = builder.events();
+                    events.begin_event(&EventFields {
+                        time_unix_nano: event.time_unix_nano.min(i64::MAX as u64) as i64,
+                        name: &event.name,
+                        dropped_attributes_count: event.dropped_attributes_count,
+                    });
+                    push_attributes(events.attributes(), &event.attributes);
+                    events.end_event();
+                }
+                for link in &span.links {
+                    let links = builder.links();
+                    links.begin_link(&LinkFields {
+                        trace_id: &link.trace_id,
+                        span_id: &link.span_id,
+                        trace_state: &link.trace_state,
+                        flags: link.flags,
+                        dropped_attributes_count: link.dropped_attributes_count,
+                    });
+                    push_attributes(links.attributes(), &link.attributes);
+                    links.end_link();
+                }
+                builder.end_span();
+            }
+        }
+    }
+    let batch = builder
+        .finish()
+        .map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))?;
+    Ok(Decoded {
+        batch,
+        rejected,
+        reasons,
+    })
+}
+
+fn push_attributes(out: &mut AttrMapBuilder, attributes: &[KeyValue]) {
+    for kv in attributes {
+        out.push(&kv.key, &attr_value(kv.value.as_ref()));
+    }
+}
+
+fn attr_value(value: Option<&AnyValue>) -> AttrValue<'_> {
+    use any_value::Value;
+    let Some(inner) = value.and_then(|v| v.value.as_ref()) else {
+        return AttrValue::Empty;
+    };
+    match inner {
+        Value::StringValue(s) => AttrValue::Str(s),
+        Value::BoolValue(b) => AttrValue::Bool(*b),
+        Value::IntValue(i) => AttrValue::Int(*i),
+        Value::DoubleValue(d) => AttrValue::Double(*d),
+        Value::BytesValue(b) => AttrValue::Bytes(b),
+        Value::ArrayValue(a) => AttrValue::Array(serde_json::to_string(a).unwrap_or_default()),
+        Value::KvlistValue(kv) => AttrValue::KvList(serde_json::to_string(kv).unwrap_or_default()),
+        // An index into a string dictionary, which only the profiles signal defines; traces
+        // carry no dictionary, so keep the index rather than drop the attribute.
+        Value::StringValueStrindex(i) => AttrValue::Int(i64::from(*i)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+use super::*;
+use arrow::array::{Array, AsArray};
+use opentelemetry_proto::tonic::common::v1::{ArrayValue, InstrumentationScope};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status, span};
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn span(trace: Vec<u8>, id: Vec<u8>) -> Span {
+    Span {
+        trace_id: trace,
+        span_id: id,
+        name: "GET /users/{id}".into(),
+        kind: span::SpanKind::Server as i32,
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_002_000_000,
+        attributes: vec![
+            kv("http.route", any_value::Value::StringValue("/users/{id}".into())),
+            kv("http.response.status_code", any_value::Value::IntValue(404)),
+            kv(
+                "tags",
+                any_value::Value::ArrayValue(ArrayValue {
+                    values: vec![AnyValue {
+                        value: Some(any_value::Value::StringValue("a".into())),
+                    }],
+                }),
+            ),
+        ],
+        status: Some(Status {
+            code: 2,
+            message: "not found".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv(
+                    "service.name",
+                    any_value::Value::StringValue("users".into()),
+                )],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "axum".into(),
+                    version: "0.8".into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+#[test]
+fn decodes_spans_with_service_kind_status_and_typed_attributes() {
+    let decoded = decode(&request(vec![span(vec![1; 16], vec![2; 8])])).unwrap();
+    assert_eq!(decoded.rejected, 0);
+    assert_eq!(decoded.message(), "");
+    let b = &decoded.batch;
+    assert_eq!(b.num_rows(), 1);
+    let text = |name: &str| b.column_by_name(name).unwrap().as_string::<i32>().value(0).to_string();
+    assert_eq!(text("trace_id"), "01010101010101010101010101010101");
+    assert_eq!(text("span_id"), "0202020202020202");
+    assert!(b.column_by_name("parent_span_id").unwrap().is_null(0));
+    assert_eq!(text("service_name"), "users");
+    assert_eq!(text("span_kind"), "SERVER");
+    assert_eq!(text("status_code"), "ERROR");
+    assert_eq!(text("status_message"), "not found");
+    assert_eq!(text("scope_name"), "axum");
+    let types = b.column_by_name("attribute_types").unwrap().as_map();
+    let keys = types.keys().as_string::<i32>();
+    let values = types.values().as_string::<i32>();
+    let pairs: Vec<_> = (0..keys.len()).map(|i| (keys.value(i), values.value(i))).collect();
+    assert_eq!(
+        pairs,
+        vec![("http.response.status_code", "int"), ("tags", "array")]
+    );
+    let attrs = b.column_by_name("attributes").unwrap().as_map();
+    let values = attrs.values().as_string::<i32>();
+    assert_eq!(values.value(1), "404");
+    assert_eq!(values.value(2), r#"{"values":[{"stringValue":"a"}]}"#);
+}
+
+#[test]
+fn rejects_bad_ids_one_by_one_and_keeps_the_rest() {
+    let decoded = decode(&request(vec![
+        span(vec![1; 16], vec![2; 8]),
+        span(vec![0; 16], vec![3; 8]),
+        span(vec![1; 8], vec![4; 8]),
+        span(vec![1; 16], vec![]),
+    ]))
+    .unwrap();
+    assert_eq!(decoded.batch.num_rows(), 1);
+    assert_eq!(decoded.rejected, 3);
+    assert_eq!(
+        decoded.message(),
+        "3 span(s) rejected: resourceSpans[0].scopeSpans[0].spans[1]: trace_id is all zeros; \
+         resourceSpans[0].scopeSpans[0].spans[2]: trace_id must be 16 bytes, got 8; \
+         resourceSpans[0].scopeSpans[0].spans[3]: span_id must be 8 bytes, got 0"
+    );
+}
+
+#[test]
+fn a_missing_service_name_is_unknown_service() {
+    let mut req = request(vec![span(vec![1; 16], vec![2; 8])]);
+    req.resource_spans[0].resource = None;
+    let decoded = decode(&req).unwrap();
+    let names = decoded.batch.column_by_name("service_name").unwrap();
+    assert_eq!(names.as_string::<i32>().value(0), "unknown_service");
+}
+
+#[test]
+fn otlp_json_decodes_like_protobuf() {
+    let json = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"users"}}]},
+      "scopeSpans":[{"scope":{"name":"manual"},"spans":[{"traceId":"5b8efff798038103d269b633813fc60c",
+      "spanId":"eee19b7ec3c1b174","parentSpanId":"eee19b7ec3c1b173","name":"I'm a server span",
+      "startTimeUnixNano":"1544712660000000000","endTimeUnixNano":1544712661000000000,"kind":2,
+      "attributes":[{"key":"my.int","value":{"intValue":"42"}},{"key":"my.bool","value":{"boolValue":true}}]}]}]}]}"#;
+    let request: ExportTraceServiceRequest = serde_json::from_str(json).unwrap();
+    let decoded = decode(&request).unwrap();
+    let b = &decoded.batch;
+    assert_eq!(b.num_rows(), 1);
+    let text = |name: &str| b.column_by_name(name).unwrap().as_string::<i32>().value(0).to_string();
+    assert_eq!(text("trace_id"), "5b8efff798038103d269b633813fc60c");
+    assert_eq!(text("parent_span_id"), "eee19b7ec3c1b173");
+    assert_eq!(text("span_kind"), "SERVER");
+    let duration = b
+        .column_by_name("duration_ns")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0);
+    assert_eq!(duration, 1_000_000_000);
+}

@@ -1,0 +1,211 @@
+//! The SQL endpoint: `POST /api/sql` with `{"sql": "..."}`, answered as JSON (default), CSV
+//! (`?format=csv`) or an Arrow IPC stream (`?format=arrow`).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::json::writer::JsonArray;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use spanlake_storage::TenantId;
+
+use crate::{Error, QueryEngine, QueryOutput, Result};
+
+/// The header naming the tenant, as in Tempo and Grafana.
+pub const TENANT_HEADER: &str = "x-scope-orgid";
+
+/// Media type of Arrow IPC stream responses.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+#[derive(Debug, Deserialize)]
+struct SqlRequest {
+    sql: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct SqlParams {
+    format: Option<String>,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Error::Plan(_) | Error::NotReadOnly(_) | Error::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::ResourcesExhausted(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Error::Execution(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = self.to_string();
+        if status.is_server_error() {
+            tracing::error!(%message, "query failed");
+        }
+        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+/// The tenant named by the request's `X-Scope-OrgID` header, or the default tenant.
+pub fn tenant(headers: &HeaderMap) -> Result<TenantId> {
+    match headers.get(TENANT_HEADER) {
+        None => Ok(TenantId::default_tenant()),
+        Some(v) => {
+            let text = v
+                .to_str()
+                .map_err(|_| Error::BadRequest("X-Scope-OrgID is not text".into()))?;
+            TenantId::new(text.trim()).map_err(|e| Error::BadRequest(e.to_string()))
+        }
+    }
+}
+
+/// The router serving `/api/sql`.
+pub fn router(engine: Arc<QueryEngine>) -> Router {
+    Router::new()
+        .route("/api/sql", post(sql))
+        .with_state(engine)
+}
+
+async fn sql(
+    State(engine): State<Arc<QueryEngine>>,
+    Query(params): Query<SqlParams>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let request: SqlRequest = serde_json::from_slice(&body)
+        .map_err(|e| Error::BadRequest(format!("expected a JSON body {{\"sql\": \"...\"}}: {e}")))?;
+    let format = params.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "csv" | "arrow") {
+        return Err(Error::BadRequest(format!(
+            "unknown format {format:?}: use json, csv or arrow"
+        )));
+    }
+    let tenant = tenant(&headers)?;
+    let output = engine.sql(&tenant, &request.sql).await?;
+    let mut response = match format {
+        "csv" => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            to_csv(&output)?,
+        )
+            .into_response(),
+        "arrow" => ([(header::CONTENT_TYPE, ARROW_STREAM)], to_arrow(&output)?).into_response(),
+        _ => (
+            [(header::CONTENT_TYPE, "application/json")],
+            to_json(&output)?,
+        )
+            .into_response(),
+    };
+    if output.truncated {
+        response
+            .headers_mut()
+            .insert("x-spanlake-truncated", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// `{"meta": [...], "data": [...], "rows": N, "statistics": {...}}`.
+pub fn to_json(output: &QueryOutput) -> Result<Vec<u8>> {
+    let meta: Vec<_> = output
+        .schema
+        .fields()
+        .iter()
+        .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .collect();
+    let mut data = Vec::new();
+    {
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, JsonArray>(&mut data);
+        for batch in &output.batches {
+            writer.write(batch).map_err(internal)?;
+        }
+        writer.finish().map_err(internal)?;
+    }
+    if data.is_empty() {
+        data.extend_from_slice(b"[]");
+    }
+    let statistics = serde_json::json!({
+        "elapsed_ms": output.elapsed.as_secs_f64() * 1000.0,
+        "rows_read": output.rows_read,
+        "bytes_read": output.bytes_read,
+        "truncated": output.truncated,
+    });
+    let mut out = Vec::with_capacity(data.len() + 256);
+    out.extend_from_slice(b"{\"meta\":");
+    serde_json::to_writer(&mut out, &meta).map_err(internal)?;
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(&data);
+    out.extend_from_slice(format!(",\"rows\":{},\"statistics\":", output.rows).as_bytes());
+    serde_json::to_writer(&mut out, &statistics).map_err(internal)?;
+    out.push(b'}');
+    Ok(out)
+}
+
+/// Nested columns (maps, lists) are written as their display text, since CSV has no nesting.
+fn to_csv(output: &QueryOutput) -> Result<Vec<u8>> {
+    let fields: Vec<Field> = output
+        .schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.data_type().is_nested() {
+                Field::new(f.name(), DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let mut out = Vec::new();
+    {
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut out);
+        if output.batches.is_empty() {
+            writer
+                .write(&RecordBatch::new_empty(Arc::clone(&schema)))
+                .map_err(internal)?;
+        }
+        for batch in &output.batches {
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| -> Result<ArrayRef> {
+                    if !c.data_type().is_nested() {
+                        return Ok(Arc::clone(c));
+                    }
+                    let fmt = ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default())
+                        .map_err(internal)?;
+                    let text: StringArray = (0..c.len())
+                        .map(|i| (!c.is_null(i)).then(|| fmt.value(i).to_string()))
+                        .collect();
+                    Ok(Arc::new(text))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let batch = RecordBatch::try_new(Arc::clone(&schema), columns).map_err(internal)?;
+            writer.write(&batch).map_err(internal)?;
+        }
+    }
+    Ok(out)
+}
+
+fn to_arrow(output: &QueryOutput) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut writer =
+        arrow::ipc::writer::StreamWriter::try_new(&mut out, &output.schema).map_err(internal)?;
+    for batch in &output.batches {
+        writer.write(batch).map_err(internal)?;
+    }
+    writer.finish().map_err(internal)?;
+    drop(writer);
+    Ok(out)
+}

@@ -1,0 +1,190 @@
+//! Running SQL over spans: a DataFusion session per query with the tenant's `spans` table,
+//! read-only, with a memory limit, a timeout and a row cap.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use spanlake_storage::{SegmentSource, TenantId};
+
+use crate::table::{STORE_URL, SpansTable};
+use crate::{Error, Result};
+
+/// Limits applied to every query.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    pub max_rows: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 1 << 30,
+            max_rows: 100_000,
+        }
+    }
+}
+
+/// A query's result and what it cost.
+#[derive(Debug)]
+pub struct QueryOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub rows: usize,
+    /// True when the row cap cut the result short.
+    pub truncated: bool,
+    pub elapsed: Duration,
+    pub rows_read: u64,
+    pub bytes_read: u64,
+    pub files_read: u64,
+}
+
+/// Runs queries for any tenant over one store.
+pub struct QueryEngine {
+    source: Arc<dyn SegmentSource>,
+    runtime: Arc<RuntimeEnv>,
+    limits: QueryLimits,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl QueryEngine {
+    pub fn new(source: Arc<dyn SegmentSource>, limits: QueryLimits) -> Result<Self> {
+        let runtime = RuntimeEnv::default();
+        let url = ObjectStoreUrl::parse(STORE_URL)?;
+        runtime.register_object_store(url.as_ref(), source.object_store());
+        Ok(Self {
+            source,
+            runtime: Arc::new(runtime),
+            limits,
+        })
+    }
+
+    pub fn limits(&self) -> QueryLimits {
+        self.limits
+    }
+
+    /// A session whose only table is `tenant`'s `spans`, with its own memory pool; the object
+    /// store and the Parquet metadata cache are shared between sessions.
+    pub fn context(&self, tenant: &TenantId) -> Result<SessionContext> {
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let options = config.options_mut();
+        options.execution.parquet.pushdown_filters = true;
+        options.execution.parquet.reorder_filters = true;
+        options.execution.parquet.bloom_filter_on_read = true;
+        options.execution.parquet.enable_page_index = true;
+        let runtime = RuntimeEnv {
+            memory_pool: Arc::new(FairSpillPool::new(self.limits.memory_bytes)),
+            disk_manager: Arc::clone(&self.runtime.disk_manager),
+            cache_manager: Arc::clone(&self.runtime.cache_manager),
+            object_store_registry: Arc::clone(&self.runtime.object_store_registry),
+        };
+        let ctx = SessionContext::new_with_config_rt(config, Arc::new(runtime));
+        ctx.register_table(
+            "spans",
+            Arc::new(SpansTable::new(Arc::clone(&self.source), tenant.clone())),
+        )?;
+        Ok(ctx)
+    }
+
+    /// Plans `sql` for `tenant`, refusing anything but a read-only query.
+    pub async fn plan(&self, tenant: &TenantId, sql: &str) -> Result<(SessionContext, Arc<dyn ExecutionPlan>)> {
+        let ctx = self.context(tenant)?;
+        let state = ctx.state();
+        let logical = state.create_logical_plan(sql).await.map_err(Error::from_planning)?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&logical)
+            .map_err(|e| Error::NotReadOnly(e.strip_backtrace()))?;
+        let physical = state
+            .create_physical_plan(&logical)
+            .await
+            .map_err(Error::from_planning)?;
+        Ok((ctx, physical))
+    }
+
+    /// Runs `sql` for `tenant` within the limits.
+    pub async fn sql(&self, tenant: &TenantId, sql: &str) -> Result<QueryOutput> {
+        let started = Instant::now();
+        let limits = self.limits;
+        let run = async {
+            let (ctx, plan) = self.plan(tenant, sql).await?;
+            let schema = plan.schema();
+            let mut stream = execute_stream(Arc::clone(&plan), ctx.task_ctx())?;
+            let mut batches = Vec::new();
+            let mut rows = 0;
+            let mut truncated = false;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                let room = limits.max_rows - rows;
+                if batch.num_rows() > room {
+                    batches.push(batch.slice(0, room));
+                    rows += room;
+                    truncated = true;
+                    break;
+                }
+                rows += batch.num_rows();
+                batches.push(batch);
+            }
+            drop(stream);
+            let (rows_read, bytes_read, files_read) = scan_metrics(plan.as_ref());
+            Ok(QueryOutput {
+                schema,
+                batches,
+                rows,
+                truncated,
+                elapsed: started.elapsed(),
+                rows_read,
+                bytes_read,
+                files_read,
+            })
+        };
+        match tokio::time::timeout(limits.timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout(limits.timeout)),
+        }
+    }
+}
+
+/// Rows and bytes read by the leaves of an executed plan, and Parquet files opened.
+fn scan_metrics(plan: &dyn ExecutionPlan) -> (u64, u64, u64) {
+    let children = plan.children();
+    if !children.is_empty() {
+        return children.iter().fold((0, 0, 0), |acc, child| {
+            let (r, b, f) = scan_metrics(child.as_ref());
+            (acc.0 + r, acc.1 + b, acc.2 + f)
+        });
+    }
+    let Some(metrics) = plan.metrics() else {
+        return (0, 0, 0);
+    };
+    let rows = metrics.output_rows().unwrap_or(0) as u64;
+    let sum = |name: &str| {
+        metrics
+            .sum_by_name(name)
+            .map_or(0, |v| v.as_usize() as u64)
+    };
+    let bytes = sum("bytes_scanned");
+    let files = sum("files_opened");
+    (rows, bytes, files)
+}

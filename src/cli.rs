@@ -1,0 +1,162 @@
+//! Command-line interface: flags, logging, and the `sql` client.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "spanlake", version, about = "Distributed tracing backend: OTLP in, Parquet on disk, SQL out")]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, env = "SPANLAKE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: OTLP receivers, storage, query API.
+    Serve(ServeArgs),
+    /// Run a SQL query against a running server and print the result.
+    Sql(SqlArgs),
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 30s, 5m)"))
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory for the write-ahead log and, with the default storage, the Parquet files.
+    #[arg(long, env = "SPANLAKE_DATA_DIR", default_value = "./spanlake-data")]
+    pub data_dir: PathBuf,
+    /// OTLP/gRPC listen address.
+    #[arg(long, env = "SPANLAKE_OTLP_GRPC_ADDR", default_value = "127.0.0.1:4317")]
+    pub otlp_grpc_addr: SocketAddr,
+    /// OTLP/HTTP listen address (`POST /v1/traces`).
+    #[arg(long, env = "SPANLAKE_OTLP_HTTP_ADDR", default_value = "127.0.0.1:4318")]
+    pub otlp_http_addr: SocketAddr,
+    /// Query API listen address (`/api/...`, `/healthz`, `/readyz`).
+    #[arg(long, env = "SPANLAKE_HTTP_ADDR", default_value = "127.0.0.1:16686")]
+    pub http_addr: SocketAddr,
+    /// Write buffered spans to Parquet at least this often.
+    #[arg(long, env = "SPANLAKE_FLUSH_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub flush_interval: Duration,
+    /// Write buffered spans to Parquet once this many bytes are buffered.
+    #[arg(long, env = "SPANLAKE_FLUSH_BYTES", default_value_t = 256 << 20)]
+    pub flush_bytes: usize,
+    /// Refuse new spans (HTTP 429 / gRPC UNAVAILABLE) while this many bytes wait in memory.
+    #[arg(long, env = "SPANLAKE_MAX_BUFFER_BYTES", default_value_t = 2 << 30)]
+    pub max_buffer_bytes: usize,
+    /// Largest OTLP request accepted, in bytes, as sent.
+    #[arg(long, env = "SPANLAKE_MAX_REQUEST_BYTES", default_value_t = 16 << 20)]
+    pub max_request_bytes: usize,
+    /// Largest OTLP/HTTP request accepted after decompression, in bytes.
+    #[arg(long, env = "SPANLAKE_MAX_DECOMPRESSED_BYTES", default_value_t = 64 << 20)]
+    pub max_decompressed_bytes: usize,
+    /// Time limit of one query.
+    #[arg(long, env = "SPANLAKE_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub query_timeout: Duration,
+    /// Memory limit of one query, in bytes.
+    #[arg(long, env = "SPANLAKE_QUERY_MEMORY_BYTES", default_value_t = 1 << 30)]
+    pub query_memory_bytes: usize,
+    /// Most rows one query returns; longer results are cut and marked truncated.
+    #[arg(long, env = "SPANLAKE_QUERY_MAX_ROWS", default_value_t = 100_000)]
+    pub query_max_rows: usize,
+    /// How long a graceful stop waits for requests in flight.
+    #[arg(long, env = "SPANLAKE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query, e.g. "SELECT service_name, count(*) FROM spans GROUP BY 1".
+    pub query: String,
+    /// Base URL of the server's query API.
+    #[arg(long, env = "SPANLAKE_SERVER", default_value = "http://127.0.0.1:16686")]
+    pub server: String,
+    /// Tenant to query (sent as X-Scope-OrgID).
+    #[arg(long, env = "SPANLAKE_TENANT")]
+    pub tenant: Option<String>,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPANLAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// `spanlake sql`: sends the query, prints the answer.
+pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
+    let wire = match args.format {
+        OutputFormat::Table => "arrow",
+        OutputFormat::Json => "json",
+        OutputFormat::Csv => "csv",
+    };
+    let url = format!("{}/api/sql?format={wire}", args.server.trim_end_matches('/'));
+    let mut request = reqwest::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({ "sql": args.query }));
+    if let Some(tenant) = &args.tenant {
+        request = request.header("X-Scope-OrgID", tenant);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the Spanlake server at {}", args.server))?;
+    let status = response.status();
+    let truncated = response.headers().contains_key("x-spanlake-truncated");
+    let body = response.bytes().await?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        bail!("{status}: {message}");
+    }
+    match args.format {
+        OutputFormat::Table => {
+            let reader = arrow::ipc::reader::StreamReader::try_new(&body[..], None)?;
+            let schema = reader.schema();
+            let batches = reader.collect::<Result<Vec<_>, _>>()?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            if batches.is_empty() {
+                let empty = arrow::array::RecordBatch::new_empty(schema);
+                println!("{}", arrow::util::pretty::pretty_format_batches(&[empty])?);
+            } else {
+                println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+            }
+            println!("{rows} row(s){}", if truncated { " (truncated)" } else { "" });
+        }
+        OutputFormat::Json | OutputFormat::Csv => {
+            print!("{}", String::from_utf8_lossy(&body));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! The `spanlake` binary: wires the collector, storage and query crates into one server, and
+//! offers a SQL client.
+
+mod cli;
+mod serve;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    cli::init_logging(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            cli::Command::Serve(args) => serve::run(args).await,
+            cli::Command::Sql(args) => cli::sql(args).await,
+        }
+    })
+}

@@ -1,0 +1,165 @@
+//! `spanlake serve`: opens the store (replaying the WAL), starts the OTLP receivers and the
+//! query API, and on SIGTERM/SIGINT stops accepting, drains requests in flight and flushes
+//! everything to Parquet before exiting.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use spanlake_collector::Receiver;
+use spanlake_collector::http::HttpLimits;
+use spanlake_query::{QueryEngine, QueryLimits};
+use spanlake_storage::{SegmentSource, SpanSink, Store, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cli::ServeArgs;
+
+#[derive(Clone)]
+struct Health {
+    ready: Arc<AtomicBool>,
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(health): State<Health>) -> impl IntoResponse {
+    if health.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for {what}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "{what} listening");
+    Ok(listener)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let health = Health {
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    // The query port answers /healthz while the WAL is replayed; the rest waits for the store.
+    let http_listener = bind(args.http_addr, "query API").await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let app: Arc<std::sync::OnceLock<Router>> = Arc::new(std::sync::OnceLock::new());
+    let app_for_fallback = Arc::clone(&app);
+    let http_router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(health.clone())
+        .fallback(move |request: axum::extract::Request| {
+            let app = app_for_fallback.get().cloned();
+            async move {
+                match app {
+                    Some(router) => {
+                        use tower::ServiceExt;
+                        router.oneshot(request).await.into_response()
+                    }
+                    None => (StatusCode::SERVICE_UNAVAILABLE, "starting: replaying the write-ahead log\n")
+                        .into_response(),
+                }
+            }
+        });
+    let http_server = tokio::spawn(
+        axum::serve(http_listener, http_router)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+
+    let mut config = StoreConfig::new(&args.data_dir);
+    config.flush_interval = args.flush_interval;
+    config.flush_bytes = args.flush_bytes;
+    config.max_buffer_bytes = args.max_buffer_bytes;
+    let store = Store::open(config)
+        .await
+        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
+    tracing::info!(data_dir = %args.data_dir.display(), node = store.node_id(), "store open");
+
+    let source: Arc<dyn SegmentSource> = Arc::new(store.clone());
+    let engine = Arc::new(QueryEngine::new(
+        source,
+        QueryLimits {
+            timeout: args.query_timeout,
+            memory_bytes: args.query_memory_bytes,
+            max_rows: args.query_max_rows,
+        },
+    )?);
+    let _ = app.set(spanlake_query::api::router(engine));
+
+    let sink: Arc<dyn SpanSink> = Arc::new(store.clone());
+    let receiver = Receiver::new(sink);
+    let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC").await?;
+    let otlp_http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;
+    let grpc_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(spanlake_collector::grpc::service(
+                receiver.clone(),
+                args.max_request_bytes,
+            ))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(grpc_listener),
+                stopped(stop_rx.clone()),
+            ),
+    );
+    let otlp_http_server = tokio::spawn(
+        axum::serve(
+            otlp_http_listener,
+            spanlake_collector::http::router(
+                receiver,
+                HttpLimits {
+                    max_body_bytes: args.max_request_bytes,
+                    max_decompressed_bytes: args.max_decompressed_bytes,
+                },
+            ),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .into_future(),
+    );
+    health.ready.store(true, Ordering::SeqCst);
+    tracing::info!("ready");
+
+    shutdown_signal().await;
+    tracing::info!("stopping: no new requests; draining requests in flight");
+    health.ready.store(false, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    let drain = async {
+        let _ = grpc_server.await;
+        let _ = otlp_http_server.await;
+    };
+    if tokio::time::timeout(args.shutdown_grace, drain).await.is_err() {
+        tracing::warn!("requests still in flight after the grace period; their spans stay in the wal");
+    }
+    let stats = store.shutdown().await.context("final flush")?;
+    tracing::info!(files = stats.files, spans = stats.rows, "flushed; bye");
+    let _ = tokio::time::timeout(args.shutdown_grace, http_server).await;
+    Ok(())
+}

@@ -1,0 +1,591 @@
+//! Building span batches: the one place that knows how a span becomes a row of
+//! [`span_schema`](crate::schema::span_schema). Receivers call it with plain values; it knows
+//! nothing of OTLP.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Int64Builder, ListArray, MapBuilder, MapFieldNames, RecordBatch, StringBuilder,
+    StructArray, TimestampNanosecondBuilder, UInt32Builder,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field};
+use base64::Engine as _;
+
+use crate::schema::{event_fields, link_fields, span_schema};
+use crate::{Error, Result};
+
+/// What a span does in a call chain, as OTLP defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    Unspecified,
+    Internal,
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
+
+impl SpanKind {
+    /// The OTLP enum number; unknown numbers map to `Unspecified`.
+    pub fn from_otlp(kind: i32) -> Self {
+        match kind {
+            1 => Self::Internal,
+            2 => Self::Server,
+            3 => Self::Client,
+            4 => Self::Producer,
+            5 => Self::Consumer,
+            _ => Self::Unspecified,
+        }
+    }
+
+    /// The value stored in the `span_kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unspecified => "UNSPECIFIED",
+            Self::Internal => "INTERNAL",
+            Self::Server => "SERVER",
+            Self::Client => "CLIENT",
+            Self::Producer => "PRODUCER",
+            Self::Consumer => "CONSUMER",
+        }
+    }
+}
+
+/// The final status of a span, as OTLP defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusCode {
+    Unset,
+    Ok,
+    Error,
+}
+
+impl StatusCode {
+    /// The OTLP enum number; unknown numbers map to `Unset`.
+    pub fn from_otlp(code: i32) -> Self {
+        match code {
+            1 => Self::Ok,
+            2 => Self::Error,
+            _ => Self::Unset,
+        }
+    }
+
+    /// The value stored in the `status_code` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unset => "UNSET",
+            Self::Ok => "OK",
+            Self::Error => "ERROR",
+        }
+    }
+}
+
+/// One attribute value with its OTLP type.
+///
+/// Stored as text in the `attributes` map (so SQL can index it by key) and, unless it is a
+/// string, with its type name in the `attribute_types` map, so the exact value and type can be
+/// rebuilt: integers as decimal, doubles in Rust's shortest round-trip form, bytes as base64,
+/// arrays and key-value lists as OTLP/JSON `AnyValue` text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue<'a> {
+    Str(&'a str),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Bytes(&'a [u8]),
+    /// An array, already rendered as OTLP/JSON.
+    Array(String),
+    /// A key-value list, already rendered as OTLP/JSON.
+    KvList(String),
+    /// An `AnyValue` with no value set.
+    Empty,
+}
+
+impl AttrValue<'_> {
+    /// The name kept in the `*_types` map; `None` for strings, the common case.
+    pub fn type_name(&self) -> Option<&'static str> {
+        match self {
+            Self::Str(_) => None,
+            Self::Int(_) => Some("int"),
+            Self::Double(_) => Some("double"),
+            Self::Bool(_) => Some("bool"),
+            Self::Bytes(_) => Some("bytes"),
+            Self::Array(_) => Some("array"),
+            Self::KvList(_) => Some("kvlist"),
+            Self::Empty => Some("empty"),
+        }
+    }
+
+    /// Appends the text form to `out`; `false` for an empty value (stored as NULL).
+    fn write_text(&self, out: &mut String) -> bool {
+        match self {
+            Self::Str(s) => out.push_str(s),
+            Self::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Self::Double(d) => {
+                let _ = write!(out, "{d}");
+            }
+            Self::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Self::Bytes(b) => base64::engine::general_purpose::STANDARD.encode_string(b, out),
+            Self::Array(json) | Self::KvList(json) => out.push_str(json),
+            Self::Empty => return false,
+        }
+        true
+    }
+}
+
+fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
+    let names = MapFieldNames {
+        entry: "key_value".into(),
+        key: "key".into(),
+        value: "value".into(),
+    };
+    MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
+}
+
+/// Builds one attribute set per row: the `attributes` map and its `attribute_types` sibling.
+pub struct AttrMapBuilder {
+    values: MapBuilder<StringBuilder, StringBuilder>,
+    types: MapBuilder<StringBuilder, StringBuilder>,
+    scratch: String,
+    rows: usize,
+}
+
+impl Default for AttrMapBuilder {
+    fn default() -> Self {
+        Self {
+            values: map_builder(),
+            types: map_builder(),
+            scratch: String::new(),
+            rows: 0,
+        }
+    }
+}
+
+impl AttrMapBuilder {
+    /// Adds one attribute to the current row.
+    pub fn push(&mut self, key: &str, value: &AttrValue<'_>) {
+        self.scratch.clear();
+        let (keys, values) = self.values.entries();
+        keys.append_value(key);
+        if value.write_text(&mut self.scratch) {
+            values.append_value(&self.scratch);
+        } else {
+            values.append_null();
+        }
+        if let Some(type_name) = value.type_name() {
+            let (keys, types) = self.types.entries();
+            keys.append_value(key);
+            types.append_value(type_name);
+        }
+    }
+
+    /// Ends the current row; the next `push` starts a new one.
+    pub fn finish_row(&mut self) {
+        // Appending `true` to a MapBuilder cannot fail: keys and values are pushed in pairs.
+        self.values.append(true).expect("keys and values in pairs");
+        self.types.append(true).expect("keys and values in pairs");
+        self.rows += 1;
+    }
+
+    fn finish(&mut self) -> (ArrayRef, ArrayRef) {
+        (Arc::new(self.values.finish()), Arc::new(self.types.finish()))
+    }
+}
+
+/// A span event, before its attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct EventFields<'a> {
+    pub time_unix_nano: i64,
+    pub name: &'a str,
+    pub dropped_attributes_count: u32,
+}
+
+/// A span link, before its attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkFields<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub trace_state: &'a str,
+    pub flags: u32,
+    pub dropped_attributes_count: u32,
+}
+
+/// The list of events of each row.
+#[derive(Default)]
+pub struct EventsBuilder {
+    offsets: Vec<i32>,
+    time: TimestampNanosecondBuilder,
+    name: StringBuilder,
+    attributes: AttrMapBuilder,
+    dropped: UInt32Builder,
+}
+
+impl EventsBuilder {
+    /// Starts an event of the current row; push its attributes with [`Self::attributes`], then
+    /// call [`Self::end_event`].
+    pub fn begin_event(&mut self, event: &EventFields<'_>) {
+        self.time.append_value(event.time_unix_nano);
+        self.name.append_value(event.name);
+        self.dropped.append_value(event.dropped_attributes_count);
+    }
+
+    pub fn attributes(&mut self) -> &mut AttrMapBuilder {
+        &mut self.attributes
+    }
+
+    pub fn end_event(&mut self) {
+        self.attributes.finish_row();
+    }
+
+    fn finish_row(&mut self) {
+        self.offsets.push(self.attributes.rows as i32);
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef> {
+        let (attributes, types) = self.attributes.finish();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish().with_timezone("UTC")),
+            Arc::new(self.name.finish()),
+            attributes,
+            types,
+            Arc::new(self.dropped.finish()),
+        ];
+        list_of_structs(event_fields(), columns, &mut self.offsets)
+    }
+}
+
+/// The list of links of each row.
+#[derive(Default)]
+pub struct LinksBuilder {
+    offsets: Vec<i32>,
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    trace_state: StringBuilder,
+    flags: UInt32Builder,
+    attributes: AttrMapBuilder,
+    dropped: UInt32Builder,
+}
+
+impl LinksBuilder {
+    /// Starts a link of the current row; push its attributes with [`Self::attributes`], then call
+    /// [`Self::end_link`].
+    pub fn begin_link(&mut self, link: &LinkFields<'_>) {
+        append_hex(&mut self.trace_id, link.trace_id);
+        append_hex(&mut self.span_id, link.span_id);
+        self.trace_state.append_value(link.trace_state);
+        self.flags.append_value(link.flags);
+        self.dropped.append_value(link.dropped_attributes_count);
+    }
+
+    pub fn attributes(&mut self) -> &mut AttrMapBuilder {
+        &mut self.attributes
+    }
+
+    pub fn end_link(&mut self) {
+        self.attributes.finish_row();
+    }
+
+    fn finish_row(&mut self) {
+        self.offsets.push(self.attributes.rows as i32);
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef> {
+        let (attributes, types) = self.attributes.finish();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(self.flags.finish()),
+            attributes,
+            types,
+            Arc::new(self.dropped.finish()),
+        ];
+        list_of_structs(link_fields(), columns, &mut self.offsets)
+    }
+}
+
+fn list_of_structs(
+    fields: arrow::datatypes::Fields,
+    columns: Vec<ArrayRef>,
+    ends: &mut Vec<i32>,
+) -> Result<ArrayRef> {
+    let values = StructArray::try_new(fields.clone(), columns, None)?;
+    let mut offsets = Vec::with_capacity(ends.len() + 1);
+    offsets.push(0);
+    offsets.append(ends);
+    let item = Arc::new(Field::new("element", DataType::Struct(fields), false));
+    let list = ListArray::try_new(
+        item,
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(values),
+        None,
+    )?;
+    Ok(Arc::new(list))
+}
+
+/// The scalar fields of one span and of the resource and scope it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanFields<'a> {
+    /// 16 bytes; validated by the receiver.
+    pub trace_id: &'a [u8],
+    /// 8 bytes; validated by the receiver.
+    pub span_id: &'a [u8],
+    /// Empty for a root span.
+    pub parent_span_id: &'a [u8],
+    pub trace_state: &'a str,
+    pub service_name: &'a str,
+    pub name: &'a str,
+    pub kind: SpanKind,
+    pub start_unix_nano: i64,
+    pub end_unix_nano: i64,
+    pub status_code: StatusCode,
+    pub status_message: &'a str,
+    pub scope_name: &'a str,
+    pub scope_version: &'a str,
+    pub flags: u32,
+    pub dropped_attributes_count: u32,
+    pub dropped_events_count: u32,
+    pub dropped_links_count: u32,
+}
+
+/// Accumulates spans into one Arrow [`RecordBatch`] of [`span_schema`].
+///
+/// For each span: [`Self::begin_span`], then its attributes, resource attributes, events and
+/// links through the accessors (each may be left empty), then [`Self::end_span`].
+#[derive(Default)]
+pub struct SpanBatchBuilder {
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    parent_span_id: StringBuilder,
+    trace_state: StringBuilder,
+    service_name: StringBuilder,
+    span_name: StringBuilder,
+    span_kind: StringBuilder,
+    start_time: TimestampNanosecondBuilder,
+    end_time: TimestampNanosecondBuilder,
+    duration_ns: Int64Builder,
+    status_code: StringBuilder,
+    status_message: StringBuilder,
+    attributes: AttrMapBuilder,
+    resource_attributes: AttrMapBuilder,
+    scope_name: StringBuilder,
+    scope_version: StringBuilder,
+    events: EventsBuilder,
+    links: LinksBuilder,
+    flags: UInt32Builder,
+    dropped_attributes_count: UInt32Builder,
+    dropped_events_count: UInt32Builder,
+    dropped_links_count: UInt32Builder,
+    len: usize,
+}
+
+fn append_hex(builder: &mut StringBuilder, bytes: &[u8]) {
+    let mut buf = [0u8; 64];
+    let out = &mut buf[..bytes.len().min(32) * 2];
+    hex::encode_to_slice(&bytes[..out.len() / 2], out).expect("output sized to input");
+    builder.append_value(std::str::from_utf8(out).expect("hex is ascii"));
+}
+
+impl SpanBatchBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of finished spans.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn begin_span(&mut self, span: &SpanFields<'_>) {
+        append_hex(&mut self.trace_id, span.trace_id);
+        append_hex(&mut self.span_id, span.span_id);
+        if span.parent_span_id.is_empty() {
+            self.parent_span_id.append_null();
+        } else {
+            append_hex(&mut self.parent_span_id, span.parent_span_id);
+        }
+        self.trace_state.append_value(span.trace_state);
+        self.service_name.append_value(span.service_name);
+        self.span_name.append_value(span.name);
+        self.span_kind.append_value(span.kind.as_str());
+        self.start_time.append_value(span.start_unix_nano);
+        self.end_time.append_value(span.end_unix_nano);
+        self.duration_ns
+            .append_value(span.end_unix_nano.saturating_sub(span.start_unix_nano));
+        self.status_code.append_value(span.status_code.as_str());
+        self.status_message.append_value(span.status_message);
+        self.scope_name.append_value(span.scope_name);
+        self.scope_version.append_value(span.scope_version);
+        self.flags.append_value(span.flags);
+        self.dropped_attributes_count
+            .append_value(span.dropped_attributes_count);
+        self.dropped_events_count
+            .append_value(span.dropped_events_count);
+        self.dropped_links_count
+            .append_value(span.dropped_links_count);
+    }
+
+    pub fn attributes(&mut self) -> &mut AttrMapBuilder {
+        &mut self.attributes
+    }
+
+    pub fn resource_attributes(&mut self) -> &mut AttrMapBuilder {
+        &mut self.resource_attributes
+    }
+
+    pub fn events(&mut self) -> &mut EventsBuilder {
+        &mut self.events
+    }
+
+    pub fn links(&mut self) -> &mut LinksBuilder {
+        &mut self.links
+    }
+
+    pub fn end_span(&mut self) {
+        self.attributes.finish_row();
+        self.resource_attributes.finish_row();
+        self.events.finish_row();
+        self.links.finish_row();
+        self.len += 1;
+    }
+
+    /// Finishes the batch; the builder is empty afterwards and can be reused.
+    pub fn finish(&mut self) -> Result<RecordBatch> {
+        let (attributes, attribute_types) = self.attributes.finish();
+        let (resource_attributes, resource_attribute_types) = self.resource_attributes.finish();
+        let tz = |b: &mut TimestampNanosecondBuilder| -> ArrayRef {
+            Arc::new(b.finish().with_timezone("UTC"))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.parent_span_id.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(self.service_name.finish()),
+            Arc::new(self.span_name.finish()),
+            Arc::new(self.span_kind.finish()),
+            tz(&mut self.start_time),
+            tz(&mut self.end_time),
+            Arc::new(self.duration_ns.finish()),
+            Arc::new(self.status_code.finish()),
+            Arc::new(self.status_message.finish()),
+            attributes,
+            attribute_types,
+            resource_attributes,
+            resource_attribute_types,
+            Arc::new(self.scope_name.finish()),
+            Arc::new(self.scope_version.finish()),
+            self.events.finish()?,
+            self.links.finish()?,
+            Arc::new(self.flags.finish()),
+            Arc::new(self.dropped_attributes_count.finish()),
+            Arc::new(self.dropped_events_count.finish()),
+            Arc::new(self.dropped_links_count.finish()),
+        ];
+        self.len = 0;
+        self.attributes.rows = 0;
+        self.resource_attributes.rows = 0;
+        self.events.attributes.rows = 0;
+        self.links.attributes.rows = 0;
+        RecordBatch::try_new(span_schema(), columns).map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::util::pretty::pretty_format_batches;
+
+    fn span<'a>(trace: &'a [u8], id: &'a [u8], parent: &'a [u8]) -> SpanFields<'a> {
+        SpanFields {
+            trace_id: trace,
+            span_id: id,
+            parent_span_id: parent,
+            trace_state: "",
+            service_name: "checkout",
+            name: "GET /cart",
+            kind: SpanKind::Server,
+            start_unix_nano: 1_700_000_000_000_000_000,
+            end_unix_nano: 1_700_000_000_250_000_000,
+            status_code: StatusCode::Error,
+            status_message: "boom",
+            scope_name: "io.opentelemetry.http",
+            scope_version: "1.0",
+            flags: 1,
+            dropped_attributes_count: 0,
+            dropped_events_count: 0,
+            dropped_links_count: 0,
+        }
+    }
+
+    #[test]
+    fn builds_rows_with_typed_attributes_events_and_links() {
+        let trace = [0xab; 16];
+        let mut b = SpanBatchBuilder::new();
+        b.begin_span(&span(&trace, &[1; 8], &[]));
+        b.attributes().push("http.route", &AttrValue::Str("/cart"));
+        b.attributes().push("http.status_code", &AttrValue::Int(500));
+        b.attributes().push("ratio", &AttrValue::Double(0.25));
+        b.resource_attributes()
+            .push("service.name", &AttrValue::Str("checkout"));
+        b.events().begin_event(&EventFields {
+            time_unix_nano: 1_700_000_000_100_000_000,
+            name: "exception",
+            dropped_attributes_count: 0,
+        });
+        b.events()
+            .attributes()
+            .push("exception.type", &AttrValue::Str("E"));
+        b.events().end_event();
+        b.end_span();
+        b.begin_span(&span(&trace, &[2; 8], &[1; 8]));
+        b.links().begin_link(&LinkFields {
+            trace_id: &[0xcd; 16],
+            span_id: &[3; 8],
+            trace_state: "",
+            flags: 0,
+            dropped_attributes_count: 0,
+        });
+        b.links().end_link();
+        b.end_span();
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let projected = batch
+            .project(&[1, 2, 12, 13, 18, 19])
+            .unwrap();
+        let text = pretty_format_batches(&[projected]).unwrap().to_string();
+        let expected = "\
++------------------+------------------+------------------------------------------------------------+-----------------------------------------------+----------------------------------------------------------------------------------------------------------------------------------------------+---------------------------------------------------------------------------------------------------------------------------------------------------------------------------+
+| span_id          | parent_span_id   | attributes                                                 | attribute_types                               | events                                                                                                                                       | links                                                                                                                                                                     |
++------------------+------------------+------------------------------------------------------------+-----------------------------------------------+----------------------------------------------------------------------------------------------------------------------------------------------+---------------------------------------------------------------------------------------------------------------------------------------------------------------------------+
+| 0101010101010101 |                  | {http.route: /cart, http.status_code: 500, ratio: 0.25}    | {http.status_code: int, ratio: double}        | [{time: 2023-11-14T22:13:20.100Z, name: exception, attributes: {exception.type: E}, attribute_types: {}, dropped_attributes_count: 0}]        | []                                                                                                                                                                        |
+| 0202020202020202 | 0101010101010101 | {}                                                         | {}                                            | []                                                                                                                                           | [{trace_id: cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd, span_id: 0303030303030303, trace_state: , flags: 0, attributes: {}, attribute_types: {}, dropped_attributes_count: 0}]      |
++------------------+------------------+------------------------------------------------------------+-----------------------------------------------+----------------------------------------------------------------------------------------------------------------------------------------------+---------------------------------------------------------------------------------------------------------------------------------------------------------------------------+";
+        assert_eq!(normalize(&text), normalize(expected), "got:\n{text}");
+        // The builder is reusable after finish.
+        b.begin_span(&span(&trace, &[4; 8], &[]));
+        b.end_span();
+        assert_eq!(b.finish().unwrap().num_rows(), 1);
+    }
+
+    /// Pretty tables pad columns to their widest cell; compare cell contents only.
+    fn normalize(table: &str) -> Vec<Vec<String>> {
+        table
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .map(|l| {
+                l.trim_matches('|')
+                    .split(" | ")
+                    .map(|c| c.trim().to_string())
+                    .collect()
+            })
+            .collect()
+    }
+}

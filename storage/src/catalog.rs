@@ -1,0 +1,179 @@
+//! The catalog: which Parquet files exist, per tenant, with what time range and trace ids.
+//!
+//! It is kept in the object store as one immutable JSON entry per data file,
+//! `catalog/tenant={tenant}/{file_id}.json`, written with a create-only put once the data file
+//! is complete. Writers never rewrite an entry, so several writers (and compaction, which adds an
+//! entry that `replaces` others) need no lock and no read-modify-write: the set of live files is
+//! every entry not named in another entry's `replaces`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parquet::bloom_filter::Sbbf;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Which WAL records a file covers, so replay after a crash between writing the file and
+/// deleting the WAL segments does not load them twice.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WalCoverage {
+    /// The node whose WAL this is (one per data directory).
+    pub node: String,
+    /// Every record of this tenant in segments up to and including this one is in the file.
+    pub through_seq: u64,
+}
+
+/// One data file, as the catalog records it (format version 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileMeta {
+    pub id: String,
+    pub tenant: String,
+    /// Location in the object store.
+    pub path: String,
+    pub size: u64,
+    pub rows: u64,
+    pub schema_version: u32,
+    pub min_start_ns: i64,
+    pub max_start_ns: i64,
+    pub max_end_ns: i64,
+    pub min_trace_id: String,
+    pub max_trace_id: String,
+    pub created_unix_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal: Option<WalCoverage>,
+    /// Ids of the files this one supersedes (compaction).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
+    /// Split-block bloom filter over the file's distinct trace ids, base64.
+    pub trace_filter: String,
+}
+
+/// On-disk form of a catalog entry; the tag makes the format version explicit.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum Entry {
+    #[serde(rename = "1")]
+    V1(FileMeta),
+}
+
+/// A catalog entry loaded in memory, with its trace filter decoded.
+#[derive(Debug)]
+pub struct CatalogFile {
+    pub meta: FileMeta,
+    filter: Sbbf,
+}
+
+impl CatalogFile {
+    pub fn new(meta: FileMeta) -> Result<Self> {
+        let bits = base64::engine::general_purpose::STANDARD
+            .decode(&meta.trace_filter)
+            .map_err(|e| Error::Corrupt(format!("catalog entry {}: trace filter: {e}", meta.id)))?;
+        Ok(Self {
+            filter: Sbbf::new(&bits),
+            meta,
+        })
+    }
+
+    /// Whether the file may hold spans of `trace_id` (lowercase hex). False positives are
+    /// possible, false negatives are not.
+    pub fn may_contain_trace(&self, trace_id: &str) -> bool {
+        trace_id >= self.meta.min_trace_id.as_str()
+            && trace_id <= self.meta.max_trace_id.as_str()
+            && self.filter.check(trace_id)
+    }
+
+    /// Whether the file may hold spans starting in `[start_ns, end_ns)`.
+    pub fn overlaps(&self, start_ns: i64, end_ns: i64) -> bool {
+        self.meta.min_start_ns < end_ns && self.meta.max_start_ns >= start_ns
+    }
+}
+
+/// Encodes a trace filter for [`FileMeta::trace_filter`].
+pub fn encode_filter(filter: &Sbbf) -> Result<String> {
+    let mut bits = Vec::new();
+    filter.write_bitset(&mut bits)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bits))
+}
+
+pub(crate) fn entry_path(tenant: &str, id: &str) -> Path {
+    Path::from(format!("catalog/tenant={tenant}/{id}.json"))
+}
+
+/// Writes the entry for a complete data file. Create-only: an id is never reused.
+pub async fn publish(store: &dyn ObjectStore, meta: &FileMeta) -> Result<()> {
+    let body = serde_json::to_vec(&Entry::V1(meta.clone()))
+        .map_err(|e| Error::Internal(format!("catalog entry: {e}")))?;
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    store
+        .put_opts(&entry_path(&meta.tenant, &meta.id), PutPayload::from(body), opts)
+        .await?;
+    Ok(())
+}
+
+/// What [`load`] found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Live files: those no other entry replaces.
+    pub files: Vec<CatalogFile>,
+    /// Highest WAL segment covered, per (node, tenant), over every entry ever written.
+    pub coverage: HashMap<(String, String), u64>,
+}
+
+/// Reads every catalog entry. An unreadable entry is reported and skipped, never fatal.
+pub async fn load(store: Arc<dyn ObjectStore>) -> Result<Loaded> {
+    let metas: Vec<_> = store.list(Some(&Path::from("catalog"))).try_collect().await?;
+    let entries: Vec<Option<FileMeta>> = futures::stream::iter(metas)
+        .map(|object| {
+            let store = Arc::clone(&store);
+            async move {
+                let location = object.location;
+                let parsed = async {
+                    let bytes = store.get(&location).await?.bytes().await?;
+                    match serde_json::from_slice::<Entry>(&bytes) {
+                        Ok(Entry::V1(meta)) => Ok(meta),
+                        Err(e) => Err(Error::Corrupt(format!("{location}: {e}"))),
+                    }
+                }
+                .await;
+                match parsed {
+                    Ok(meta) => Some(meta),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping unreadable catalog entry");
+                        None
+                    }
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let entries: Vec<FileMeta> = entries.into_iter().flatten().collect();
+    let replaced: std::collections::HashSet<&str> = entries
+        .iter()
+        .flat_map(|e| e.replaces.iter().map(String::as_str))
+        .collect();
+    let mut coverage = HashMap::new();
+    for entry in &entries {
+        if let Some(wal) = &entry.wal {
+            let through = coverage
+                .entry((wal.node.clone(), entry.tenant.clone()))
+                .or_insert(0);
+            *through = (*through).max(wal.through_seq);
+        }
+    }
+    let files = entries
+        .iter()
+        .filter(|e| !replaced.contains(e.id.as_str()))
+        .cloned()
+        .map(CatalogFile::new)
+        .collect::<Result<_>>()?;
+    Ok(Loaded { files, coverage })
+}

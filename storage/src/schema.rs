@@ -1,0 +1,126 @@
+//! The Arrow schema of stored spans: one row per span, the same in the WAL, in memory and in
+//! Parquet files. Column names and SQL types are a public contract (`spans` table, files read by
+//! DuckDB/pyarrow); `docs/design/storage.md` explains the choices.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+/// Version of the span schema, written into every Parquet file's key-value metadata and every
+/// catalog entry. Readers refuse files of a version they do not know.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Key of the schema version in Parquet key-value metadata.
+pub const SCHEMA_VERSION_KEY: &str = "spanlake.schema_version";
+
+/// Column names, in schema order.
+pub mod col {
+    pub const TRACE_ID: &str = "trace_id";
+    pub const SPAN_ID: &str = "span_id";
+    pub const PARENT_SPAN_ID: &str = "parent_span_id";
+    pub const TRACE_STATE: &str = "trace_state";
+    pub const SERVICE_NAME: &str = "service_name";
+    pub const SPAN_NAME: &str = "span_name";
+    pub const SPAN_KIND: &str = "span_kind";
+    pub const START_TIME: &str = "start_time";
+    pub const END_TIME: &str = "end_time";
+    pub const DURATION_NS: &str = "duration_ns";
+    pub const STATUS_CODE: &str = "status_code";
+    pub const STATUS_MESSAGE: &str = "status_message";
+    pub const ATTRIBUTES: &str = "attributes";
+    pub const ATTRIBUTE_TYPES: &str = "attribute_types";
+    pub const RESOURCE_ATTRIBUTES: &str = "resource_attributes";
+    pub const RESOURCE_ATTRIBUTE_TYPES: &str = "resource_attribute_types";
+    pub const SCOPE_NAME: &str = "scope_name";
+    pub const SCOPE_VERSION: &str = "scope_version";
+    pub const EVENTS: &str = "events";
+    pub const LINKS: &str = "links";
+    pub const FLAGS: &str = "flags";
+    pub const DROPPED_ATTRIBUTES_COUNT: &str = "dropped_attributes_count";
+    pub const DROPPED_EVENTS_COUNT: &str = "dropped_events_count";
+    pub const DROPPED_LINKS_COUNT: &str = "dropped_links_count";
+}
+
+/// The timestamp type of `start_time`, `end_time` and event times.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// A `Map<Utf8, Utf8>` column. Attribute values are stored as text so that
+/// `attributes['http.route']` works in SQL; the original OTLP type of every value that is not a
+/// string is kept in the sibling `*_types` map (see [`crate::batch::AttrValue`]).
+pub fn string_map_field(name: &str) -> Field {
+    Field::new_map(
+        name,
+        "key_value",
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, true),
+        false,
+        false,
+    )
+}
+
+pub(crate) fn event_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("time", timestamp_type(), false),
+        Field::new("name", DataType::Utf8, false),
+        string_map_field("attributes"),
+        string_map_field("attribute_types"),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+    ])
+}
+
+pub(crate) fn link_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("trace_id", DataType::Utf8, false),
+        Field::new("span_id", DataType::Utf8, false),
+        Field::new("trace_state", DataType::Utf8, false),
+        Field::new("flags", DataType::UInt32, false),
+        string_map_field("attributes"),
+        string_map_field("attribute_types"),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+    ])
+}
+
+fn list_of(name: &str, fields: Fields) -> Field {
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new("element", DataType::Struct(fields), false))),
+        false,
+    )
+}
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use col::*;
+    Arc::new(Schema::new(vec![
+        Field::new(TRACE_ID, DataType::Utf8, false),
+        Field::new(SPAN_ID, DataType::Utf8, false),
+        Field::new(PARENT_SPAN_ID, DataType::Utf8, true),
+        Field::new(TRACE_STATE, DataType::Utf8, false),
+        Field::new(SERVICE_NAME, DataType::Utf8, false),
+        Field::new(SPAN_NAME, DataType::Utf8, false),
+        Field::new(SPAN_KIND, DataType::Utf8, false),
+        Field::new(START_TIME, timestamp_type(), false),
+        Field::new(END_TIME, timestamp_type(), false),
+        Field::new(DURATION_NS, DataType::Int64, false),
+        Field::new(STATUS_CODE, DataType::Utf8, false),
+        Field::new(STATUS_MESSAGE, DataType::Utf8, false),
+        string_map_field(ATTRIBUTES),
+        string_map_field(ATTRIBUTE_TYPES),
+        string_map_field(RESOURCE_ATTRIBUTES),
+        string_map_field(RESOURCE_ATTRIBUTE_TYPES),
+        Field::new(SCOPE_NAME, DataType::Utf8, false),
+        Field::new(SCOPE_VERSION, DataType::Utf8, false),
+        list_of(EVENTS, event_fields()),
+        list_of(LINKS, link_fields()),
+        Field::new(FLAGS, DataType::UInt32, false),
+        Field::new(DROPPED_ATTRIBUTES_COUNT, DataType::UInt32, false),
+        Field::new(DROPPED_EVENTS_COUNT, DataType::UInt32, false),
+        Field::new(DROPPED_LINKS_COUNT, DataType::UInt32, false),
+    ]))
+});
+
+/// The schema of every span batch and file.
+pub fn span_schema() -> SchemaRef {
+    Arc::clone(&SCHEMA)
+}

@@ -1,0 +1,515 @@
+//! The store: WAL, in-memory recent spans, Parquet files and catalog, behind [`SpanSink`] and
+//! [`SegmentSource`].
+//!
+//! A batch is appended to the WAL and, once fsynced, published to the per-tenant memory buffer
+//! (tagged with its WAL segment) before the writer is answered. A flush rotates the WAL, moves
+//! the buffered chunks of the closed segments to `flushing` (still queryable), writes one sorted
+//! Parquet file per tenant, publishes its catalog entry, swaps chunks for file in one step under
+//! the state lock (so a query sees each span exactly once), and then deletes the WAL segments.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use async_trait::async_trait;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use crate::catalog::{self, CatalogFile, FileMeta, WalCoverage};
+use crate::wal::{self, Wal, WalRecord};
+use crate::{Error, Result, SegmentSource, Snapshot, SpanSink, TenantId, TimeRange};
+
+/// How the store is set up.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Holds `wal/` and `node_id`; with no `object_store`, also the data files and catalog.
+    pub data_dir: PathBuf,
+    /// Where Parquet files and the catalog go; `None` means the local `data_dir`.
+    pub object_store: Option<Arc<dyn ObjectStore>>,
+    /// Flush when this many bytes of spans are buffered in memory.
+    pub flush_bytes: usize,
+    /// Flush buffered spans at least this often.
+    pub flush_interval: Duration,
+    /// Refuse new spans (the client should retry) while this many bytes wait in memory.
+    pub max_buffer_bytes: usize,
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            object_store: None,
+            flush_bytes: 256 << 20,
+            flush_interval: Duration::from_secs(30),
+            max_buffer_bytes: 2 << 30,
+        }
+    }
+}
+
+struct Chunk {
+    seq: u64,
+    batch: RecordBatch,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct TenantState {
+    files: Vec<Arc<CatalogFile>>,
+    active: Vec<Chunk>,
+    flushing: Vec<Chunk>,
+}
+
+#[derive(Default)]
+struct State {
+    tenants: HashMap<String, TenantState>,
+    buffered_bytes: usize,
+}
+
+impl State {
+    fn publish(&mut self, seq: u64, tenant: String, batch: RecordBatch) {
+        let bytes = batch.get_array_memory_size();
+        self.buffered_bytes += bytes;
+        self.tenants
+            .entry(tenant)
+            .or_default()
+            .active
+            .push(Chunk { seq, batch, bytes });
+    }
+}
+
+/// What one flush did.
+#[derive(Debug, Default, Clone)]
+pub struct FlushStats {
+    pub files: usize,
+    pub rows: u64,
+    pub bytes: u64,
+    pub wal_segments_removed: usize,
+}
+
+struct Inner {
+    config: StoreConfig,
+    node_id: String,
+    objects: Arc<dyn ObjectStore>,
+    local_root: Option<PathBuf>,
+    state: Arc<RwLock<State>>,
+    wal: Mutex<Option<Arc<Wal>>>,
+    wal_dir: PathBuf,
+    flush_lock: tokio::sync::Mutex<()>,
+    flush_wanted: Arc<Notify>,
+}
+
+/// The span store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.inner.config.data_dir)
+            .field("node_id", &self.inner.node_id)
+            .finish()
+    }
+}
+
+fn node_id(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        Ok(_) | Err(_) => {
+            let id = uuid::Uuid::now_v7().simple().to_string();
+            let tmp = data_dir.join("node_id.tmp");
+            std::fs::write(&tmp, &id)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(id)
+        }
+    }
+}
+
+impl Store {
+    /// Opens the store: loads the catalog, replays the WAL into memory, starts the WAL writer
+    /// and the background flusher. Spans from the WAL are queryable when this returns.
+    pub async fn open(config: StoreConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let node_id = node_id(&config.data_dir)?;
+        let (objects, local_root): (Arc<dyn ObjectStore>, _) = match &config.object_store {
+            Some(store) => (Arc::clone(store), None),
+            None => {
+                let root = std::fs::canonicalize(&config.data_dir)?;
+                (
+                    Arc::new(LocalFileSystem::new_with_prefix(&root)?),
+                    Some(root),
+                )
+            }
+        };
+
+        let loaded = catalog::load(Arc::clone(&objects)).await?;
+        let mut state = State::default();
+        for file in loaded.files {
+            state
+                .tenants
+                .entry(file.meta.tenant.clone())
+                .or_default()
+                .files
+                .push(Arc::new(file));
+        }
+
+        let wal_dir = config.data_dir.join("wal");
+        std::fs::create_dir_all(&wal_dir)?;
+        let started = Instant::now();
+        let segments = wal::replay(&wal_dir)?;
+        let mut last_seq = 0;
+        let (mut replayed, mut skipped) = (0usize, 0usize);
+        for segment in segments {
+            last_seq = last_seq.max(segment.seq);
+            for (tenant, batch) in segment.records {
+                let covered = loaded
+                    .coverage
+                    .get(&(node_id.clone(), tenant.clone()))
+                    .is_some_and(|through| segment.seq <= *through);
+                if covered {
+                    skipped += batch.num_rows();
+                } else {
+                    replayed += batch.num_rows();
+                    state.publish(segment.seq, tenant, batch);
+                }
+            }
+        }
+        tracing::info!(
+            spans = replayed,
+            already_in_files = skipped,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "wal replayed"
+        );
+
+        let state = Arc::new(RwLock::new(state));
+        let publish_to = Arc::clone(&state);
+        let wal = Wal::start(
+            &wal_dir,
+            last_seq,
+            Box::new(move |seq, records: Vec<WalRecord>| {
+                let mut state = publish_to.write();
+                for record in records {
+                    state.publish(seq, record.tenant, record.batch);
+                }
+            }),
+        )?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                config,
+                node_id,
+                objects,
+                local_root,
+                state,
+                wal: Mutex::new(Some(Arc::new(wal))),
+                wal_dir,
+                flush_lock: tokio::sync::Mutex::new(()),
+                flush_wanted: Arc::new(Notify::new()),
+            }),
+        };
+        store.spawn_flusher();
+        Ok(store)
+    }
+
+    fn spawn_flusher(&self) {
+        // Holds only a weak reference between flushes, so dropping the store ends the task.
+        let weak = Arc::downgrade(&self.inner);
+        let wanted = Arc::clone(&self.inner.flush_wanted);
+        let interval = self.inner.config.flush_interval;
+        tokio::spawn(async move {
+            let mut last = Instant::now();
+            loop {
+                let timeout = interval.saturating_sub(last.elapsed());
+                let _ = tokio::time::timeout(timeout, wanted.notified()).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.wal.lock().is_none() {
+                    return;
+                }
+                last = Instant::now();
+                if let Err(e) = (Store { inner }).flush().await {
+                    tracing::error!(error = %e, "flush failed; spans stay in the wal and memory");
+                }
+            }
+        });
+    }
+
+    fn wal(&self) -> Result<Arc<Wal>> {
+        self.inner.wal.lock().clone().ok_or(Error::Closed)
+    }
+
+    /// The object store holding data files and catalog.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner.objects)
+    }
+
+    /// This node's id (one per data directory).
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Bytes of spans waiting in memory.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.state.read().buffered_bytes
+    }
+
+    /// Writes everything buffered to Parquet and drops the WAL segments it covered.
+    pub async fn flush(&self) -> Result<FlushStats> {
+        let inner = &self.inner;
+        let _guard = inner.flush_lock.lock().await;
+        if inner
+            .state
+            .read()
+            .tenants
+            .values()
+            .all(|t| t.active.is_empty())
+        {
+            return Ok(FlushStats::default());
+        }
+        let sealed = self.wal()?.rotate().await?;
+        let work: Vec<(String, Vec<RecordBatch>)> = {
+            let mut state = inner.state.write();
+            state
+                .tenants
+                .iter_mut()
+                .filter_map(|(tenant, t)| {
+                    let (take, keep): (Vec<_>, Vec<_>) =
+                        t.active.drain(..).partition(|c| c.seq <= sealed);
+                    t.active = keep;
+                    t.flushing.extend(take);
+                    let batches: Vec<_> = t.flushing.iter().map(|c| c.batch.clone()).collect();
+                    (!batches.is_empty()).then(|| (tenant.clone(), batches))
+                })
+                .collect()
+        };
+
+        let mut stats = FlushStats::default();
+        let mut all_ok = true;
+        for (tenant, batches) in work {
+            match self.write_file(&tenant, batches, sealed).await {
+                Ok(file) => {
+                    stats.files += 1;
+                    stats.rows += file.meta.rows;
+                    stats.bytes += file.meta.size;
+                    let mut state = inner.state.write();
+                    let freed: usize;
+                    {
+                        let t = state.tenants.entry(tenant).or_default();
+                        freed = t.flushing.iter().map(|c| c.bytes).sum();
+                        t.flushing.clear();
+                        t.files.push(Arc::new(file));
+                    }
+                    state.buffered_bytes -= freed;
+                }
+                Err(e) => {
+                    all_ok = false;
+                    tracing::error!(tenant = %tenant, error = %e, "writing parquet file failed");
+                    let mut state = inner.state.write();
+                    if let Some(t) = state.tenants.get_mut(&tenant) {
+                        let mut back = std::mem::take(&mut t.flushing);
+                        back.append(&mut t.active);
+                        t.active = back;
+                    }
+                }
+            }
+        }
+        if all_ok {
+            stats.wal_segments_removed = wal::remove_through(&inner.wal_dir, sealed)?;
+        }
+        if stats.files > 0 {
+            tracing::info!(
+                files = stats.files,
+                spans = stats.rows,
+                bytes = stats.bytes,
+                "flushed"
+            );
+        }
+        if all_ok { Ok(stats) } else { Err(Error::FlushFailed) }
+    }
+
+    async fn write_file(
+        &self,
+        tenant: &str,
+        batches: Vec<RecordBatch>,
+        sealed: u64,
+    ) -> Result<CatalogFile> {
+        let encoded = tokio::task::spawn_blocking(move || crate::parquet_file::encode(&batches))
+            .await
+            .map_err(|e| Error::Internal(format!("parquet encode task: {e}")))??;
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let start = chrono_parts(encoded.min_start_ns);
+        let path = format!(
+            "spans/tenant={tenant}/date={}/hour={:02}/{id}.parquet",
+            start.0, start.1
+        );
+        let size = encoded.bytes.len() as u64;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let location = ObjectPath::from(path.as_str());
+        self.inner
+            .objects
+            .put_opts(&location, PutPayload::from(encoded.bytes), opts)
+            .await?;
+        self.sync_local(&path)?;
+        let meta = FileMeta {
+            id,
+            tenant: tenant.to_string(),
+            path,
+            size,
+            rows: encoded.rows,
+            schema_version: crate::schema::SCHEMA_VERSION,
+            min_start_ns: encoded.min_start_ns,
+            max_start_ns: encoded.max_start_ns,
+            max_end_ns: encoded.max_end_ns,
+            min_trace_id: encoded.min_trace_id,
+            max_trace_id: encoded.max_trace_id,
+            created_unix_ms: unix_ms(),
+            wal: Some(WalCoverage {
+                node: self.inner.node_id.clone(),
+                through_seq: sealed,
+            }),
+            replaces: Vec::new(),
+            trace_filter: catalog::encode_filter(&encoded.trace_filter)?,
+        };
+        catalog::publish(self.inner.objects.as_ref(), &meta).await?;
+        self.sync_local(catalog::entry_path(tenant, &meta.id).as_ref())?;
+        CatalogFile::new(meta)
+    }
+
+    /// The local object store renames complete files into place but does not fsync; the WAL is
+    /// deleted after a flush, so make the file and its directory durable first.
+    fn sync_local(&self, relative: &str) -> Result<()> {
+        let Some(root) = &self.inner.local_root else {
+            return Ok(());
+        };
+        let path = root.join(relative);
+        std::fs::File::open(&path)?.sync_all()?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes everything and stops the WAL writer. Appends after this fail with `Closed`.
+    pub async fn shutdown(&self) -> Result<FlushStats> {
+        let stats = self.flush().await;
+        let wal = self.inner.wal.lock().take();
+        self.inner.flush_wanted.notify_one();
+        if let Some(wal) = wal {
+            // The last Arc closes the writer thread on drop, after queued records.
+            tokio::task::spawn_blocking(move || drop(wal))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        stats
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// (`YYYY-MM-DD`, hour) of a UNIX time in nanoseconds, UTC.
+fn chrono_parts(ns: i64) -> (String, u32) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let hour = (secs.rem_euclid(86_400) / 3600) as u32;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (format!("{year:04}-{month:02}-{day:02}"), hour)
+}
+
+#[async_trait]
+impl SpanSink for Store {
+    async fn append(&self, tenant: &TenantId, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let (buffered, limit) = (self.buffered_bytes(), self.inner.config.max_buffer_bytes);
+        if buffered >= limit {
+            self.inner.flush_wanted.notify_one();
+            return Err(Error::Overloaded {
+                retry_after: Duration::from_secs(5),
+            });
+        }
+        let tenant_name = tenant.as_str().to_string();
+        let record = tokio::task::spawn_blocking(move || wal::encode_record(&tenant_name, batch))
+            .await
+            .map_err(|e| Error::Internal(format!("wal encode task: {e}")))??;
+        self.wal()?.append(record).await?;
+        if self.buffered_bytes() >= self.inner.config.flush_bytes {
+            self.inner.flush_wanted.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl SegmentSource for Store {
+    fn snapshot(&self, tenant: &TenantId, range: &TimeRange, trace_id: Option<&str>) -> Snapshot {
+        let state = self.inner.state.read();
+        let Some(t) = state.tenants.get(tenant.as_str()) else {
+            return Snapshot::default();
+        };
+        let files = t
+            .files
+            .iter()
+            .filter(|f| f.overlaps(range.start_ns, range.end_ns))
+            .filter(|f| trace_id.is_none_or(|id| f.may_contain_trace(id)))
+            .cloned()
+            .collect();
+        let batches = t
+            .active
+            .iter()
+            .chain(&t.flushing)
+            .map(|c| c.batch.clone())
+            .collect();
+        Snapshot { files, batches }
+    }
+
+    fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Store::object_store(self)
+    }
+
+    fn tenants(&self) -> Vec<String> {
+        let mut names: Vec<_> = self.inner.state.read().tenants.keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(chrono_parts(0), ("1970-01-01".to_string(), 0));
+        assert_eq!(
+            chrono_parts(1_700_000_000_000_000_000),
+            ("2023-11-14".to_string(), 22)
+        );
+        assert_eq!(
+            chrono_parts(951_782_400_000_000_000 + 3_600_000_000_000),
+            ("2000-02-29".to_string(), 1)
+        );
+    }
+}
