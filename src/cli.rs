@@ -8,7 +8,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "spanlake", version, about = "Distributed tracing backend: OTLP in, Parquet on disk, SQL out")]
+#[command(
+    name = "spanlake",
+    version,
+    about = "Distributed tracing backend: OTLP in, Parquet on disk, SQL out"
+)]
 pub struct Cli {
     /// Log line format.
     #[arg(long, env = "SPANLAKE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -41,10 +45,18 @@ pub struct ServeArgs {
     #[arg(long, env = "SPANLAKE_DATA_DIR", default_value = "./spanlake-data")]
     pub data_dir: PathBuf,
     /// OTLP/gRPC listen address.
-    #[arg(long, env = "SPANLAKE_OTLP_GRPC_ADDR", default_value = "127.0.0.1:4317")]
+    #[arg(
+        long,
+        env = "SPANLAKE_OTLP_GRPC_ADDR",
+        default_value = "127.0.0.1:4317"
+    )]
     pub otlp_grpc_addr: SocketAddr,
     /// OTLP/HTTP listen address (`POST /v1/traces`).
-    #[arg(long, env = "SPANLAKE_OTLP_HTTP_ADDR", default_value = "127.0.0.1:4318")]
+    #[arg(
+        long,
+        env = "SPANLAKE_OTLP_HTTP_ADDR",
+        default_value = "127.0.0.1:4318"
+    )]
     pub otlp_http_addr: SocketAddr,
     /// Query API listen address (`/api/...`, `/healthz`, `/readyz`).
     #[arg(long, env = "SPANLAKE_HTTP_ADDR", default_value = "127.0.0.1:16686")]
@@ -90,7 +102,11 @@ pub struct SqlArgs {
     /// The query, e.g. "SELECT service_name, count(*) FROM spans GROUP BY 1".
     pub query: String,
     /// Base URL of the server's query API.
-    #[arg(long, env = "SPANLAKE_SERVER", default_value = "http://127.0.0.1:16686")]
+    #[arg(
+        long,
+        env = "SPANLAKE_SERVER",
+        default_value = "http://127.0.0.1:16686"
+    )]
     pub server: String,
     /// Tenant to query (sent as X-Scope-OrgID).
     #[arg(long, env = "SPANLAKE_TENANT")]
@@ -119,7 +135,10 @@ pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
         OutputFormat::Json => "json",
         OutputFormat::Csv => "csv",
     };
-    let url = format!("{}/api/sql?format={wire}", args.server.trim_end_matches('/'));
+    let url = format!(
+        "{}/api/sql?format={wire}",
+        args.server.trim_end_matches('/')
+    );
     let mut request = reqwest::Client::new()
         .post(&url)
         .json(&serde_json::json!({ "sql": args.query }));
@@ -152,7 +171,10 @@ pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
             } else {
                 println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
             }
-            println!("{rows} row(s){}", if truncated { " (truncated)" } else { "" });
+            println!(
+                "{rows} row(s){}",
+                if truncated { " (truncated)" } else { "" }
+            );
         }
         OutputFormat::Json | OutputFormat::Csv => {
             print!("{}", String::from_utf8_lossy(&body));

@@ -84,7 +84,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                         use tower::ServiceExt;
                         router.oneshot(request).await.into_response()
                     }
-                    None => (StatusCode::SERVICE_UNAVAILABLE, "starting: replaying the write-ahead log\n")
+                    None => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "starting: replaying the write-ahead log\n",
+                    )
                         .into_response(),
                 }
             }
@@ -155,8 +158,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = grpc_server.await;
         let _ = otlp_http_server.await;
     };
-    if tokio::time::timeout(args.shutdown_grace, drain).await.is_err() {
-        tracing::warn!("requests still in flight after the grace period; their spans stay in the wal");
+    if tokio::time::timeout(args.shutdown_grace, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still in flight after the grace period; their spans stay in the wal"
+        );
     }
     let stats = store.shutdown().await.context("final flush")?;
     tracing::info!(files = stats.files, spans = stats.rows, "flushed; bye");

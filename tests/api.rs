@@ -44,7 +44,10 @@ fn otlp_http_json_gzip_partial_success_and_errors() {
     let url = server.otlp_http_url();
 
     // JSON, gzip, with one span whose trace id is all zeros: partial success in JSON.
-    let mut body = otlp_json("5b8efff798038103d269b633813fc60c", &[("eee19b7ec3c1b174", "a"), ("eee19b7ec3c1b175", "b")]);
+    let mut body = otlp_json(
+        "5b8efff798038103d269b633813fc60c",
+        &[("eee19b7ec3c1b174", "a"), ("eee19b7ec3c1b175", "b")],
+    );
     body["resourceSpans"][0]["scopeSpans"][0]["spans"]
         .as_array_mut()
         .unwrap()
@@ -80,7 +83,9 @@ fn otlp_http_json_gzip_partial_success_and_errors() {
     assert_eq!(r.headers()["content-type"], "application/x-protobuf");
     let status_bytes = r.bytes().unwrap();
     // field 2 (message) is a string naming the problem.
-    assert!(String::from_utf8_lossy(&status_bytes).contains("cannot decode request body as protobuf"));
+    assert!(
+        String::from_utf8_lossy(&status_bytes).contains("cannot decode request body as protobuf")
+    );
 
     // Invalid JSON: 400 with a JSON status.
     let r = client
@@ -92,7 +97,10 @@ fn otlp_http_json_gzip_partial_success_and_errors() {
     assert_eq!(r.status(), 400);
     let answer: Value = r.json().unwrap();
     assert_eq!(answer["code"], 3);
-    assert!(answer["message"].as_str().unwrap().contains("OTLP/JSON"), "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("OTLP/JSON"),
+        "{answer}"
+    );
 
     // Unsupported content type: 415.
     let r = client
@@ -129,7 +137,13 @@ fn otlp_http_json_gzip_partial_success_and_errors() {
         .post(&url)
         .header("content-type", "application/json")
         .header("X-Scope-OrgID", "team-b")
-        .body(otlp_json("6b8efff798038103d269b633813fc60c", &[("aee19b7ec3c1b174", "b-only")]).to_string())
+        .body(
+            otlp_json(
+                "6b8efff798038103d269b633813fc60c",
+                &[("aee19b7ec3c1b174", "b-only")],
+            )
+            .to_string(),
+        )
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -156,7 +170,13 @@ fn sql_api_is_read_only_and_speaks_json_csv_arrow() {
     let r = client
         .post(server.otlp_http_url())
         .header("content-type", "application/json")
-        .body(otlp_json("5b8efff798038103d269b633813fc60c", &[("eee19b7ec3c1b174", "a"), ("eee19b7ec3c1b175", "b")]).to_string())
+        .body(
+            otlp_json(
+                "5b8efff798038103d269b633813fc60c",
+                &[("eee19b7ec3c1b174", "a"), ("eee19b7ec3c1b175", "b")],
+            )
+            .to_string(),
+        )
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -195,7 +215,10 @@ fn sql_api_is_read_only_and_speaks_json_csv_arrow() {
     ] {
         let (status, body) = server.sql_status(refused, None);
         assert_eq!(status, 400, "{refused} -> {body}");
-        assert!(body["error"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(
+            body["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
     }
     let (status, body) = server.sql_status("SELEC 1", None);
     assert_eq!(status, 400);
@@ -221,21 +244,35 @@ fn sql_api_is_read_only_and_speaks_json_csv_arrow() {
         .json(&json!({"sql": "SELECT count(*) AS n FROM spans"}))
         .send()
         .unwrap();
-    assert_eq!(arrow.headers()["content-type"], "application/vnd.apache.arrow.stream");
+    assert_eq!(
+        arrow.headers()["content-type"],
+        "application/vnd.apache.arrow.stream"
+    );
     let bytes = arrow.bytes().unwrap();
     let reader = arrow::ipc::reader::StreamReader::try_new(&bytes[..], None).unwrap();
     let batches: Vec<_> = reader.map(Result::unwrap).collect();
     assert_eq!(
-        arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string(),
+        arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string(),
         "+---+\n| n |\n+---+\n| 2 |\n+---+"
     );
 
     // The CLI prints a table.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spanlake"))
-        .args(["sql", "--server", &server.url(""), "SELECT span_name, span_kind FROM spans ORDER BY 1"])
+        .args([
+            "sql",
+            "--server",
+            &server.url(""),
+            "SELECT span_name, span_kind FROM spans ORDER BY 1",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         "+-----------+-----------+\n\
@@ -259,6 +296,12 @@ fn health_and_readiness() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
     let client = Client::new();
-    assert_eq!(client.get(server.url("/healthz")).send().unwrap().status(), 200);
-    assert_eq!(client.get(server.url("/readyz")).send().unwrap().status(), 200);
+    assert_eq!(
+        client.get(server.url("/healthz")).send().unwrap().status(),
+        200
+    );
+    assert_eq!(
+        client.get(server.url("/readyz")).send().unwrap().status(),
+        200
+    );
 }

@@ -27,7 +27,8 @@ fn emit(provider: &SdkTracerProvider, n: usize) {
                 KeyValue::new("cache.hit", false),
             ])
             .start(&tracer);
-        let cx = opentelemetry::Context::current().with_remote_span_context(root.span_context().clone());
+        let cx =
+            opentelemetry::Context::current().with_remote_span_context(root.span_context().clone());
         let mut child = tracer
             .span_builder("SELECT orders")
             .with_kind(SpanKind::Client)
@@ -41,59 +42,66 @@ fn emit(provider: &SdkTracerProvider, n: usize) {
 
 fn provider(exporter: SpanExporter, service: &str) -> SdkTracerProvider {
     SdkTracerProvider::builder()
-        .with_resource(Resource::builder().with_service_name(service.to_string()).build())
+        .with_resource(
+            Resource::builder()
+                .with_service_name(service.to_string())
+                .build(),
+        )
         .with_batch_exporter(exporter)
         .build()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sdk_exporters_over_grpc_and_http_reach_sql() {
+/// The gRPC exporter (tonic) needs a Tokio runtime to build its channel; the SDK's batch
+/// processor then exports from its own thread while the runtime's workers drive the I/O.
+fn grpc_provider(
+    rt: &tokio::runtime::Runtime,
+    endpoint: String,
+    service: &str,
+) -> SdkTracerProvider {
+    let exporter = rt.block_on(async {
+        SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()
+            .unwrap()
+    });
+    provider(exporter, service)
+}
+
+#[test]
+fn sdk_exporters_over_grpc_and_http_reach_sql() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
 
-    let grpc = SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(server.grpc_url())
-        .build()
-        .unwrap();
-    let grpc_provider = provider(grpc, "svc-grpc");
-    emit(&grpc_provider, 10);
-    grpc_provider.force_flush().unwrap();
+    let grpc = grpc_provider(&rt, server.grpc_url(), "svc-grpc");
+    emit(&grpc, 10);
+    grpc.force_flush().unwrap();
+    grpc.shutdown().unwrap();
 
-    let http_url = server.otlp_http_url();
-    // The blocking HTTP client must be built and dropped outside the async runtime.
-    tokio::task::spawn_blocking(move || {
-        for (protocol, service) in [
-            (Protocol::HttpBinary, "svc-http-proto"),
-            (Protocol::HttpJson, "svc-http-json"),
-        ] {
-            let exporter = SpanExporter::builder()
-                .with_http()
-                .with_protocol(protocol)
-                .with_endpoint(http_url.clone())
-                .build()
-                .unwrap();
-            let p = provider(exporter, service);
-            emit(&p, 10);
-            p.force_flush().unwrap();
-            p.shutdown().unwrap();
-        }
-    })
-    .await
-    .unwrap();
-    grpc_provider.shutdown().unwrap();
+    for (protocol, service) in [
+        (Protocol::HttpBinary, "svc-http-proto"),
+        (Protocol::HttpJson, "svc-http-json"),
+    ] {
+        let exporter = SpanExporter::builder()
+            .with_http()
+            .with_protocol(protocol)
+            .with_endpoint(server.otlp_http_url())
+            .build()
+            .unwrap();
+        let p = provider(exporter, service);
+        emit(&p, 10);
+        p.force_flush().unwrap();
+        p.shutdown().unwrap();
+    }
 
     // Acknowledged spans are visible at once (read-your-writes from memory).
-    let body = tokio::task::spawn_blocking(move || {
-        assert!(eventually(Duration::from_secs(1), || server.count("spans") == 60));
-        server.sql(
-            "SELECT service_name, span_kind, status_code, count(*) AS n, \
-             count(DISTINCT trace_id) AS traces \
-             FROM spans GROUP BY 1, 2, 3 ORDER BY 1, 2",
-        )
-    })
-    .await
-    .unwrap();
+    assert!(eventually(Duration::from_secs(1), || server.count("spans") == 60));
+    let body = server.sql(
+        "SELECT service_name, span_kind, status_code, count(*) AS n, \
+         count(DISTINCT trace_id) AS traces \
+         FROM spans GROUP BY 1, 2, 3 ORDER BY 1, 2",
+    );
     let rows: Vec<String> = body["data"]
         .as_array()
         .unwrap()
@@ -122,21 +130,17 @@ async fn sdk_exporters_over_grpc_and_http_reach_sql() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn call_chain_attributes_and_events_survive_the_trip() {
+#[test]
+fn call_chain_attributes_and_events_survive_the_trip() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
-    let exporter = SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(server.grpc_url())
-        .build()
-        .unwrap();
-    let p = provider(exporter, "checkout");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let p = grpc_provider(&rt, server.grpc_url(), "checkout");
     emit(&p, 1);
     p.force_flush().unwrap();
     p.shutdown().unwrap();
 
-    let body = tokio::task::spawn_blocking(move || {
+    let body = {
         server.sql(
             "SELECT c.span_name AS child, p.span_name AS parent, \
              p.attributes['http.route'] AS route, \
@@ -148,9 +152,7 @@ async fn call_chain_attributes_and_events_survive_the_trip() {
              p.scope_name AS scope, c.duration_ns >= 0 AS positive \
              FROM spans c JOIN spans p ON c.parent_span_id = p.span_id AND c.trace_id = p.trace_id",
         )
-    })
-    .await
-    .unwrap();
+    };
     assert_eq!(body["rows"], 1, "{body}");
     let row = &body["data"][0];
     assert_eq!(row["child"], "SELECT orders");

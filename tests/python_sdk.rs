@@ -10,7 +10,10 @@ fn python_sdk_exporters_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
     let output = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/export_sdk.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/export_sdk.py"
+        ))
         .arg(server.grpc_url())
         .arg(server.otlp_http_url())
         .output()

@@ -37,12 +37,8 @@ impl TraceService for TraceGrpc {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let tenant = tenant_from_header(
-            request
-                .metadata()
-                .get(TENANT_HEADER)
-                .map(|v| v.as_bytes()),
-        )?;
+        let tenant =
+            tenant_from_header(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))?;
         let body = request.into_inner();
         let response = self.receiver.export(tenant, move || Ok(body)).await?;
         Ok(Response::new(response))

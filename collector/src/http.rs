@@ -82,7 +82,12 @@ fn format_of(headers: &HeaderMap) -> Result<Format, Error> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         PROTOBUF | "application/protobuf" => Ok(Format::Protobuf),
         JSON => Ok(Format::Json),
@@ -217,7 +222,12 @@ fn error_response(format: Format, error: Error) -> Response {
         }))
         .unwrap_or_default(),
     };
-    let mut response = (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response();
     if let Some(secs) = retry_after {
         response
             .headers_mut()

@@ -25,7 +25,10 @@ pub const TENANT_HEADER: &str = "x-scope-orgid";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot decode request body as {format}: {reason}")]
-    Decode { format: &'static str, reason: String },
+    Decode {
+        format: &'static str,
+        reason: String,
+    },
     #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
     UnsupportedContentType(String),
     #[error("unsupported content encoding {0:?}: use gzip or none")]
@@ -62,8 +65,8 @@ pub fn tenant_from_header(value: Option<&[u8]>) -> Result<TenantId> {
     match value {
         None => Ok(TenantId::default_tenant()),
         Some(raw) => {
-            let text = std::str::from_utf8(raw)
-                .map_err(|_| Error::InvalidTenant("not utf-8".into()))?;
+            let text =
+                std::str::from_utf8(raw).map_err(|_| Error::InvalidTenant("not utf-8".into()))?;
             TenantId::new(text.trim()).map_err(|e| Error::InvalidTenant(e.to_string()))
         }
     }
@@ -107,7 +110,7 @@ impl Receiver {
             tracing::debug!(tenant = %tenant, rejected = decoded.rejected, %message, "rejected spans");
         }
         self.sink.append(&tenant, decoded.batch).await?;
-        let partial_success = (decoded.rejected > 0).then(|| ExportTracePartialSuccess {
+        let partial_success = (decoded.rejected > 0).then_some(ExportTracePartialSuccess {
             rejected_spans: decoded.rejected as i64,
             error_message: message,
         });

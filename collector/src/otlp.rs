@@ -33,7 +33,11 @@ impl Decoded {
         if self.rejected == 0 {
             return String::new();
         }
-        let mut msg = format!("{} span(s) rejected: {}", self.rejected, self.reasons.join("; "));
+        let mut msg = format!(
+            "{} span(s) rejected: {}",
+            self.rejected,
+            self.reasons.join("; ")
+        );
         if self.rejected as usize > self.reasons.len() {
             msg.push_str("; ...");
         }

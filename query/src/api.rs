@@ -77,8 +77,9 @@ async fn sql(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response> {
-    let request: SqlRequest = serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("expected a JSON body {{\"sql\": \"...\"}}: {e}")))?;
+    let request: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
+        Error::BadRequest(format!("expected a JSON body {{\"sql\": \"...\"}}: {e}"))
+    })?;
     let format = params.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "csv" | "arrow") {
         return Err(Error::BadRequest(format!(

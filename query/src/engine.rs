@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use spanlake_storage::{SegmentSource, TenantId};
 
-use crate::table::{STORE_URL, SpansTable};
+use crate::table::{STORE_URL, ScanStats, SpansTable};
 use crate::{Error, Result};
 
 /// Limits applied to every query.
@@ -83,6 +83,10 @@ impl QueryEngine {
     /// A session whose only table is `tenant`'s `spans`, with its own memory pool; the object
     /// store and the Parquet metadata cache are shared between sessions.
     pub fn context(&self, tenant: &TenantId) -> Result<SessionContext> {
+        Ok(self.context_with_stats(tenant)?.0)
+    }
+
+    fn context_with_stats(&self, tenant: &TenantId) -> Result<(SessionContext, Arc<ScanStats>)> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -98,18 +102,24 @@ impl QueryEngine {
             object_store_registry: Arc::clone(&self.runtime.object_store_registry),
         };
         let ctx = SessionContext::new_with_config_rt(config, Arc::new(runtime));
-        ctx.register_table(
-            "spans",
-            Arc::new(SpansTable::new(Arc::clone(&self.source), tenant.clone())),
-        )?;
-        Ok(ctx)
+        let table = SpansTable::new(Arc::clone(&self.source), tenant.clone());
+        let stats = table.stats();
+        ctx.register_table("spans", Arc::new(table))?;
+        Ok((ctx, stats))
     }
 
     /// Plans `sql` for `tenant`, refusing anything but a read-only query.
-    pub async fn plan(&self, tenant: &TenantId, sql: &str) -> Result<(SessionContext, Arc<dyn ExecutionPlan>)> {
-        let ctx = self.context(tenant)?;
+    pub async fn plan(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+    ) -> Result<(SessionContext, Arc<dyn ExecutionPlan>, Arc<ScanStats>)> {
+        let (ctx, stats) = self.context_with_stats(tenant)?;
         let state = ctx.state();
-        let logical = state.create_logical_plan(sql).await.map_err(Error::from_planning)?;
+        let logical = state
+            .create_logical_plan(sql)
+            .await
+            .map_err(Error::from_planning)?;
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -120,7 +130,7 @@ impl QueryEngine {
             .create_physical_plan(&logical)
             .await
             .map_err(Error::from_planning)?;
-        Ok((ctx, physical))
+        Ok((ctx, physical, stats))
     }
 
     /// Runs `sql` for `tenant` within the limits.
@@ -128,7 +138,7 @@ impl QueryEngine {
         let started = Instant::now();
         let limits = self.limits;
         let run = async {
-            let (ctx, plan) = self.plan(tenant, sql).await?;
+            let (ctx, plan, stats) = self.plan(tenant, sql).await?;
             let schema = plan.schema();
             let mut stream = execute_stream(Arc::clone(&plan), ctx.task_ctx())?;
             let mut batches = Vec::new();
@@ -147,16 +157,17 @@ impl QueryEngine {
                 batches.push(batch);
             }
             drop(stream);
-            let (rows_read, bytes_read, files_read) = scan_metrics(plan.as_ref());
+            let (parquet_rows, parquet_bytes) = parquet_metrics(plan.as_ref());
+            let relaxed = std::sync::atomic::Ordering::Relaxed;
             Ok(QueryOutput {
                 schema,
                 batches,
                 rows,
                 truncated,
                 elapsed: started.elapsed(),
-                rows_read,
-                bytes_read,
-                files_read,
+                rows_read: parquet_rows + stats.memory_rows.load(relaxed),
+                bytes_read: parquet_bytes + stats.memory_bytes.load(relaxed),
+                files_read: stats.files.load(relaxed),
             })
         };
         match tokio::time::timeout(limits.timeout, run).await {
@@ -166,25 +177,24 @@ impl QueryEngine {
     }
 }
 
-/// Rows and bytes read by the leaves of an executed plan, and Parquet files opened.
-fn scan_metrics(plan: &dyn ExecutionPlan) -> (u64, u64, u64) {
+/// Rows produced and bytes read by the Parquet scans of an executed plan.
+fn parquet_metrics(plan: &dyn ExecutionPlan) -> (u64, u64) {
     let children = plan.children();
     if !children.is_empty() {
-        return children.iter().fold((0, 0, 0), |acc, child| {
-            let (r, b, f) = scan_metrics(child.as_ref());
-            (acc.0 + r, acc.1 + b, acc.2 + f)
+        return children.iter().fold((0, 0), |acc, child| {
+            let (r, b) = parquet_metrics(child.as_ref());
+            (acc.0 + r, acc.1 + b)
         });
     }
     let Some(metrics) = plan.metrics() else {
-        return (0, 0, 0);
+        return (0, 0);
     };
-    let rows = metrics.output_rows().unwrap_or(0) as u64;
-    let sum = |name: &str| {
-        metrics
-            .sum_by_name(name)
-            .map_or(0, |v| v.as_usize() as u64)
-    };
-    let bytes = sum("bytes_scanned");
-    let files = sum("files_opened");
-    (rows, bytes, files)
+    let bytes = metrics
+        .sum_by_name("bytes_scanned")
+        .map_or(0, |v| v.as_usize() as u64);
+    if bytes == 0 {
+        // Not a Parquet scan (memory batches are counted by the table).
+        return (0, 0);
+    }
+    (metrics.output_rows().unwrap_or(0) as u64, bytes)
 }

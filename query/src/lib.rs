@@ -54,9 +54,9 @@ impl From<DataFusionError> for Error {
     fn from(e: DataFusionError) -> Self {
         match e.find_root() {
             DataFusionError::ResourcesExhausted(msg) => Error::ResourcesExhausted(msg.clone()),
-            DataFusionError::Plan(_) | DataFusionError::SQL(..) | DataFusionError::SchemaError(..) => {
-                Error::Plan(e.strip_backtrace())
-            }
+            DataFusionError::Plan(_)
+            | DataFusionError::SQL(..)
+            | DataFusionError::SchemaError(..) => Error::Plan(e.strip_backtrace()),
             _ => Error::Execution(e),
         }
     }

@@ -6,18 +6,19 @@
 //! prunes row groups and pages with statistics, the page index and the `trace_id` bloom filter.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::TableProvider;
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
-use datafusion::datasource::TableProvider;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
@@ -31,11 +32,21 @@ use spanlake_storage::{SegmentSource, TenantId, TimeRange};
 /// The URL under which the store's object store is registered with DataFusion.
 pub const STORE_URL: &str = "spanlake://store";
 
+/// What scans of a table chose to read: files from the catalog and spans from memory.
+#[derive(Debug, Default)]
+pub struct ScanStats {
+    pub files: AtomicU64,
+    pub file_bytes: AtomicU64,
+    pub memory_rows: AtomicU64,
+    pub memory_bytes: AtomicU64,
+}
+
 /// One tenant's spans.
 pub struct SpansTable {
     source: Arc<dyn SegmentSource>,
     tenant: TenantId,
     schema: SchemaRef,
+    stats: Arc<ScanStats>,
 }
 
 impl std::fmt::Debug for SpansTable {
@@ -52,7 +63,13 @@ impl SpansTable {
             source,
             tenant,
             schema: span_schema(),
+            stats: Arc::default(),
         }
+    }
+
+    /// Counters of what this table's scans selected.
+    pub fn stats(&self) -> Arc<ScanStats> {
+        Arc::clone(&self.stats)
     }
 }
 
@@ -144,7 +161,9 @@ impl Pruning {
         if column != col::START_TIME {
             return;
         }
-        let Some(ns) = timestamp_ns(value) else { return };
+        let Some(ns) = timestamp_ns(value) else {
+            return;
+        };
         let r = &mut self.range;
         match op {
             Operator::Gt => r.start_ns = r.start_ns.max(ns.saturating_add(1)),
@@ -186,11 +205,27 @@ impl TableProvider for SpansTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let pruning = Pruning::from_filters(filters);
-        let snapshot = self
-            .source
-            .snapshot(&self.tenant, &pruning.range, pruning.trace_id.as_deref());
+        let snapshot =
+            self.source
+                .snapshot(&self.tenant, &pruning.range, pruning.trace_id.as_deref());
         let partitions = state.config().target_partitions().max(1);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+
+        let relaxed = Ordering::Relaxed;
+        self.stats
+            .files
+            .fetch_add(snapshot.files.len() as u64, relaxed);
+        for file in &snapshot.files {
+            self.stats.file_bytes.fetch_add(file.meta.size, relaxed);
+        }
+        for batch in &snapshot.batches {
+            self.stats
+                .memory_rows
+                .fetch_add(batch.num_rows() as u64, relaxed);
+            self.stats
+                .memory_bytes
+                .fetch_add(batch.get_array_memory_size() as u64, relaxed);
+        }
 
         if !snapshot.files.is_empty() {
             let mut source = ParquetSource::new(Arc::clone(&self.schema));
@@ -208,11 +243,12 @@ impl TableProvider for SpansTable {
                 .filter(|g| !g.is_empty())
                 .map(FileGroup::new)
                 .collect();
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
-                .with_file_groups(groups)
-                .with_projection_indices(projection.cloned())?
-                .with_limit(limit)
-                .build();
+            let config =
+                FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                    .with_file_groups(groups)
+                    .with_projection_indices(projection.cloned())?
+                    .with_limit(limit)
+                    .build();
             let format = ParquetFormat::new().with_options(state.table_options().parquet.clone());
             inputs.push(format.create_physical_plan(state, config).await?);
         }
@@ -223,8 +259,9 @@ impl TableProvider for SpansTable {
             for (i, batch) in snapshot.batches.into_iter().enumerate() {
                 parts[i % n].push(batch);
             }
-            let memory = MemorySourceConfig::try_new(&parts, Arc::clone(&self.schema), projection.cloned())?
-                .with_limit(limit);
+            let memory =
+                MemorySourceConfig::try_new(&parts, Arc::clone(&self.schema), projection.cloned())?
+                    .with_limit(limit);
             inputs.push(datafusion::datasource::source::DataSourceExec::from_data_source(memory));
         }
 
@@ -245,14 +282,19 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn ts(ns: i64) -> Expr {
-        lit(ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into())))
+        lit(ScalarValue::TimestampNanosecond(
+            Some(ns),
+            Some("UTC".into()),
+        ))
     }
 
     #[test]
     fn extracts_trace_id_and_time_bounds() {
         let filters = vec![
             col("trace_id").eq(lit("abc")),
-            col("start_time").gt_eq(ts(100)).and(col("start_time").lt(ts(200))),
+            col("start_time")
+                .gt_eq(ts(100))
+                .and(col("start_time").lt(ts(200))),
             ts(150).gt(col("start_time")),
             col("service_name").eq(lit("x")),
         ];
@@ -271,7 +313,9 @@ mod tests {
     #[test]
     fn or_and_negation_do_not_prune() {
         let filters = vec![
-            col("trace_id").eq(lit("a")).or(col("trace_id").eq(lit("b"))),
+            col("trace_id")
+                .eq(lit("a"))
+                .or(col("trace_id").eq(lit("b"))),
             Expr::Not(Box::new(col("start_time").gt(ts(5)))),
         ];
         assert_eq!(

@@ -191,7 +191,10 @@ impl AttrMapBuilder {
     }
 
     fn finish(&mut self) -> (ArrayRef, ArrayRef) {
-        (Arc::new(self.values.finish()), Arc::new(self.types.finish()))
+        (
+            Arc::new(self.values.finish()),
+            Arc::new(self.types.finish()),
+        )
     }
 }
 
@@ -531,7 +534,8 @@ mod tests {
         let mut b = SpanBatchBuilder::new();
         b.begin_span(&span(&trace, &[1; 8], &[]));
         b.attributes().push("http.route", &AttrValue::Str("/cart"));
-        b.attributes().push("http.status_code", &AttrValue::Int(500));
+        b.attributes()
+            .push("http.status_code", &AttrValue::Int(500));
         b.attributes().push("ratio", &AttrValue::Double(0.25));
         b.resource_attributes()
             .push("service.name", &AttrValue::Str("checkout"));
@@ -557,9 +561,7 @@ mod tests {
         b.end_span();
         let batch = b.finish().unwrap();
         assert_eq!(batch.num_rows(), 2);
-        let projected = batch
-            .project(&[1, 2, 12, 13, 18, 19])
-            .unwrap();
+        let projected = batch.project(&[1, 2, 12, 13, 18, 19]).unwrap();
         let text = pretty_format_batches(&[projected]).unwrap().to_string();
         let expected = "\
 +------------------+------------------+------------------------------------------------------------+-----------------------------------------------+----------------------------------------------------------------------------------------------------------------------------------------------+---------------------------------------------------------------------------------------------------------------------------------------------------------------------------+

@@ -113,7 +113,11 @@ pub async fn publish(store: &dyn ObjectStore, meta: &FileMeta) -> Result<()> {
         ..Default::default()
     };
     store
-        .put_opts(&entry_path(&meta.tenant, &meta.id), PutPayload::from(body), opts)
+        .put_opts(
+            &entry_path(&meta.tenant, &meta.id),
+            PutPayload::from(body),
+            opts,
+        )
         .await?;
     Ok(())
 }
@@ -129,7 +133,10 @@ pub struct Loaded {
 
 /// Reads every catalog entry. An unreadable entry is reported and skipped, never fatal.
 pub async fn load(store: Arc<dyn ObjectStore>) -> Result<Loaded> {
-    let metas: Vec<_> = store.list(Some(&Path::from("catalog"))).try_collect().await?;
+    let metas: Vec<_> = store
+        .list(Some(&Path::from("catalog")))
+        .try_collect()
+        .await?;
     let entries: Vec<Option<FileMeta>> = futures::stream::iter(metas)
         .map(|object| {
             let store = Arc::clone(&store);

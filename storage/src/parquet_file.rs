@@ -40,7 +40,9 @@ pub fn encode(batches: &[RecordBatch]) -> Result<EncodedFile> {
     let schema = span_schema();
     let all = concat_batches(&schema, batches)?;
     if all.num_rows() == 0 {
-        return Err(Error::Internal("refusing to write an empty parquet file".into()));
+        return Err(Error::Internal(
+            "refusing to write an empty parquet file".into(),
+        ));
     }
     let trace_idx = schema.index_of(col::TRACE_ID)?;
     let start_idx = schema.index_of(col::START_TIME)?;

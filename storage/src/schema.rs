@@ -85,7 +85,11 @@ pub(crate) fn link_fields() -> Fields {
 fn list_of(name: &str, fields: Fields) -> Field {
     Field::new(
         name,
-        DataType::List(Arc::new(Field::new("element", DataType::Struct(fields), false))),
+        DataType::List(Arc::new(Field::new(
+            "element",
+            DataType::Struct(fields),
+            false,
+        ))),
         false,
     )
 }

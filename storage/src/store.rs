@@ -330,7 +330,11 @@ impl Store {
                 "flushed"
             );
         }
-        if all_ok { Ok(stats) } else { Err(Error::FlushFailed) }
+        if all_ok {
+            Ok(stats)
+        } else {
+            Err(Error::FlushFailed)
+        }
     }
 
     async fn write_file(

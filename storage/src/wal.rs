@@ -125,7 +125,11 @@ pub fn replay(dir: &Path) -> Result<Vec<ReplayedSegment>> {
         let mut data = Vec::new();
         File::open(&path)?.read_to_end(&mut data)?;
         let mut records = Vec::new();
-        let mut pos = if data.starts_with(MAGIC) { HEADER_LEN } else { 0 };
+        let mut pos = if data.starts_with(MAGIC) {
+            HEADER_LEN
+        } else {
+            0
+        };
         let mut torn = pos == 0 && !data.is_empty();
         while !torn && pos < data.len() {
             let Some(header) = data.get(pos..pos + 8) else {
@@ -303,10 +307,11 @@ impl SegmentWriter {
                 Ok(())
             }
             Err(e) => {
-                let cut = self
-                    .file
-                    .set_len(self.committed_len)
-                    .and_then(|_| self.file.seek(SeekFrom::Start(self.committed_len)).map(drop));
+                let cut = self.file.set_len(self.committed_len).and_then(|_| {
+                    self.file
+                        .seek(SeekFrom::Start(self.committed_len))
+                        .map(drop)
+                });
                 if cut.is_err() {
                     // The file is in an unknown state: continue in a new segment.
                     if let Ok(next) = SegmentWriter::create(&self.dir, self.seq + 1) {
@@ -415,13 +420,19 @@ mod tests {
             dir.path(),
             0,
             Box::new(move |seq, records| {
-                sink.lock().unwrap().extend(records.into_iter().map(|r| (seq, r.tenant)));
+                sink.lock()
+                    .unwrap()
+                    .extend(records.into_iter().map(|r| (seq, r.tenant)));
             }),
         )
         .unwrap();
-        wal.append(encode_record("a", batch(3)).unwrap()).await.unwrap();
+        wal.append(encode_record("a", batch(3)).unwrap())
+            .await
+            .unwrap();
         assert_eq!(wal.rotate().await.unwrap(), 1);
-        wal.append(encode_record("b", batch(2)).unwrap()).await.unwrap();
+        wal.append(encode_record("b", batch(2)).unwrap())
+            .await
+            .unwrap();
         wal.close();
         assert_eq!(
             *published.lock().unwrap(),
@@ -431,7 +442,12 @@ mod tests {
         // Tear the last record in half, as a crash mid-write would.
         let path = segment_path(dir.path(), 2);
         let len = fs::metadata(&path).unwrap().len();
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 10).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 10)
+            .unwrap();
         let segments = replay(dir.path()).unwrap();
         assert_eq!(segments.len(), 2);
         assert_eq!(segments[0].records.len(), 1);

@@ -73,15 +73,19 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         let client = reqwest::blocking::Client::new();
         loop {
-            if let Ok(r) = client.get(self.url("/readyz")).send() {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(self.url("/readyz")).send()
+                && r.status().is_success()
+            {
+                return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("spanlake exited early with {status}; log: {}", self.log());
             }
-            assert!(Instant::now() < deadline, "server not ready in 60 s; log: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "server not ready in 60 s; log: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -21,7 +21,10 @@ fn span(trace: Vec<u8>, id: Vec<u8>) -> Span {
         start_time_unix_nano: 1_700_000_000_000_000_000,
         end_time_unix_nano: 1_700_000_000_002_000_000,
         attributes: vec![
-            kv("http.route", any_value::Value::StringValue("/users/{id}".into())),
+            kv(
+                "http.route",
+                any_value::Value::StringValue("/users/{id}".into()),
+            ),
             kv("http.response.status_code", any_value::Value::IntValue(404)),
             kv(
                 "tags",
@@ -71,7 +74,13 @@ fn decodes_spans_with_service_kind_status_and_typed_attributes() {
     assert_eq!(decoded.message(), "");
     let b = &decoded.batch;
     assert_eq!(b.num_rows(), 1);
-    let text = |name: &str| b.column_by_name(name).unwrap().as_string::<i32>().value(0).to_string();
+    let text = |name: &str| {
+        b.column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0)
+            .to_string()
+    };
     assert_eq!(text("trace_id"), "01010101010101010101010101010101");
     assert_eq!(text("span_id"), "0202020202020202");
     assert!(b.column_by_name("parent_span_id").unwrap().is_null(0));
@@ -83,7 +92,9 @@ fn decodes_spans_with_service_kind_status_and_typed_attributes() {
     let types = b.column_by_name("attribute_types").unwrap().as_map();
     let keys = types.keys().as_string::<i32>();
     let values = types.values().as_string::<i32>();
-    let pairs: Vec<_> = (0..keys.len()).map(|i| (keys.value(i), values.value(i))).collect();
+    let pairs: Vec<_> = (0..keys.len())
+        .map(|i| (keys.value(i), values.value(i)))
+        .collect();
     assert_eq!(
         pairs,
         vec![("http.response.status_code", "int"), ("tags", "array")]
@@ -133,7 +144,13 @@ fn otlp_json_decodes_like_protobuf() {
     let decoded = decode(&request).unwrap();
     let b = &decoded.batch;
     assert_eq!(b.num_rows(), 1);
-    let text = |name: &str| b.column_by_name(name).unwrap().as_string::<i32>().value(0).to_string();
+    let text = |name: &str| {
+        b.column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0)
+            .to_string()
+    };
     assert_eq!(text("trace_id"), "5b8efff798038103d269b633813fc60c");
     assert_eq!(text("parent_span_id"), "eee19b7ec3c1b173");
     assert_eq!(text("span_kind"), "SERVER");
