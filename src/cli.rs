@@ -33,6 +33,15 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a SQL query against a running server and print the result.
     Sql(SqlArgs),
+    /// Measure Spanlake on this machine (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Durable ingest against decode-only speed, and bytes per span on disk.
+    Ingest(crate::bench::IngestArgs),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

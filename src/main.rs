@@ -1,8 +1,10 @@
 //! The `spanlake` binary: wires the collector, storage and query crates into one server, and
 //! offers a SQL client.
 
+mod bench;
 mod cli;
 mod serve;
+mod workload;
 
 use clap::Parser;
 
@@ -16,6 +18,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             cli::Command::Serve(args) => serve::run(args).await,
             cli::Command::Sql(args) => cli::sql(args).await,
+            cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
         }
     })
 }

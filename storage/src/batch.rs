@@ -1,5 +1,5 @@
 //! Building span batches: the one place that knows how a span becomes a row of
-//! [`span_schema`](crate::schema::span_schema). Receivers call it with plain values; it knows
+//! [`span_schema`]. Receivers call it with plain values; it knows
 //! nothing of OTLP.
 
 use std::fmt::Write as _;
