@@ -501,19 +501,4 @@ impl SegmentSource for Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(chrono_parts(0), ("1970-01-01".to_string(), 0));
-        assert_eq!(
-            chrono_parts(1_700_000_000_000_000_000),
-            ("2023-11-14".to_string(), 22)
-        );
-        assert_eq!(
-            chrono_parts(951_782_400_000_000_000 + 3_600_000_000_000),
-            ("2000-02-29".to_string(), 1)
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,169 @@
+use super::*;
+use crate::batch::{AttrValue, SpanBatchBuilder, SpanFields, SpanKind, StatusCode};
+
+/// `n` spans of trace `trace` (a byte repeated), span ids from `first`.
+fn batch(trace: u8, first: u64, n: u64) -> RecordBatch {
+    let mut b = SpanBatchBuilder::new();
+    for id in first..first + n {
+        b.begin_span(&SpanFields {
+            trace_id: &[trace; 16],
+            span_id: &(id + 1).to_be_bytes(),
+            parent_span_id: &[],
+            trace_state: "",
+            service_name: "svc",
+            name: "op",
+            kind: SpanKind::Server,
+            start_unix_nano: 1_700_000_000_000_000_000 + id as i64,
+            end_unix_nano: 1_700_000_000_000_000_100 + id as i64,
+            status_code: StatusCode::Unset,
+            status_message: "",
+            scope_name: "",
+            scope_version: "",
+            flags: 0,
+            dropped_attributes_count: 0,
+            dropped_events_count: 0,
+            dropped_links_count: 0,
+        });
+        b.attributes().push("n", &AttrValue::Int(id as i64));
+        b.end_span();
+    }
+    b.finish().unwrap()
+}
+
+fn config(dir: &Path) -> StoreConfig {
+    let mut config = StoreConfig::new(dir);
+    // Tests flush by hand.
+    config.flush_interval = Duration::from_secs(3600);
+    config
+}
+
+fn rows(snapshot: &Snapshot) -> (usize, u64) {
+    (
+        snapshot.batches.iter().map(|b| b.num_rows()).sum(),
+        snapshot.files.iter().map(|f| f.meta.rows).sum(),
+    )
+}
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+#[tokio::test]
+async fn appended_spans_are_visible_then_flushed_then_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    store.append(&tenant(), batch(1, 0, 10)).await.unwrap();
+    store.append(&tenant(), batch(2, 100, 5)).await.unwrap();
+    assert_eq!(rows(&store.snapshot(&tenant(), &TimeRange::ALL, None)), (15, 0));
+
+    let stats = store.flush().await.unwrap();
+    assert_eq!((stats.files, stats.rows), (1, 15));
+    assert_eq!(rows(&store.snapshot(&tenant(), &TimeRange::ALL, None)), (0, 15));
+    store.append(&tenant(), batch(3, 200, 7)).await.unwrap();
+    // Dropped without shutdown: the last append is only in the WAL, as after a crash.
+    drop(store);
+
+    let store = Store::open(config(dir.path())).await.unwrap();
+    assert_eq!(rows(&store.snapshot(&tenant(), &TimeRange::ALL, None)), (7, 15));
+    assert_eq!(store.tenants(), vec!["single-tenant".to_string()]);
+    let other = TenantId::new("other").unwrap();
+    assert_eq!(rows(&store.snapshot(&other, &TimeRange::ALL, None)), (0, 0));
+    let stats = store.shutdown().await.unwrap();
+    assert_eq!(stats.rows, 7);
+    assert!(matches!(
+        store.append(&tenant(), batch(4, 300, 1)).await,
+        Err(Error::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn a_crash_between_file_and_wal_deletion_counts_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    store.append(&tenant(), batch(1, 0, 10)).await.unwrap();
+    // Keep the segments the flush is about to delete, and put them back afterwards: the state
+    // a crash between publishing the file and deleting the WAL leaves behind.
+    let wal_dir = dir.path().join("wal");
+    let saved: Vec<_> = std::fs::read_dir(&wal_dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (p.clone(), std::fs::read(&p).unwrap())
+        })
+        .collect();
+    store.flush().await.unwrap();
+    drop(store);
+    for (path, bytes) in saved {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let store = Store::open(config(dir.path())).await.unwrap();
+    assert_eq!(rows(&store.snapshot(&tenant(), &TimeRange::ALL, None)), (0, 10));
+}
+
+#[tokio::test]
+async fn trace_id_and_time_range_choose_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    for trace in 1..=8u8 {
+        store
+            .append(&tenant(), batch(trace, u64::from(trace) * 1000, 20))
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let all = store.snapshot(&tenant(), &TimeRange::ALL, None);
+    assert_eq!(all.files.len(), 8);
+    let wanted = hex::encode([5u8; 16]);
+    let one = store.snapshot(&tenant(), &TimeRange::ALL, Some(&wanted));
+    assert_eq!(one.files.len(), 1);
+    assert!(one.files[0].may_contain_trace(&wanted));
+    let absent = hex::encode([9u8; 16]);
+    assert!(store.snapshot(&tenant(), &TimeRange::ALL, Some(&absent)).files.is_empty());
+    // Trace n's spans start at 1_700_000_000_000_000_000 + n * 1000 + (0..20).
+    let base = 1_700_000_000_000_000_000i64;
+    let range = TimeRange {
+        start_ns: base + 3000,
+        end_ns: base + 5000,
+    };
+    assert_eq!(store.snapshot(&tenant(), &range, None).files.len(), 2);
+
+    // Files are plain sorted Parquet with the schema version in their metadata.
+    let path = dir.path().join(&one.files[0].meta.path);
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    use parquet::file::reader::FileReader;
+    let meta = reader.metadata().file_metadata();
+    let version = meta
+        .key_value_metadata()
+        .unwrap()
+        .iter()
+        .find(|kv| kv.key == crate::schema::SCHEMA_VERSION_KEY)
+        .and_then(|kv| kv.value.clone());
+    assert_eq!(version.as_deref(), Some("1"));
+    assert_eq!(meta.num_rows(), 20);
+}
+
+#[tokio::test]
+async fn over_the_buffer_limit_appends_are_refused_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.max_buffer_bytes = 1;
+    let store = Store::open(cfg).await.unwrap();
+    store.append(&tenant(), batch(1, 0, 3)).await.unwrap();
+    let refused = store.append(&tenant(), batch(1, 10, 3)).await;
+    assert!(matches!(refused, Err(Error::Overloaded { .. })), "{refused:?}");
+    assert_eq!(rows(&store.snapshot(&tenant(), &TimeRange::ALL, None)), (3, 0));
+}
+
+#[test]
+fn civil_dates() {
+    assert_eq!(chrono_parts(0), ("1970-01-01".to_string(), 0));
+    assert_eq!(
+        chrono_parts(1_700_000_000_000_000_000),
+        ("2023-11-14".to_string(), 22)
+    );
+    assert_eq!(
+        chrono_parts(951_782_400_000_000_000 + 3_600_000_000_000),
+        ("2000-02-29".to_string(), 1)
+    );
+}
