@@ -92,7 +92,9 @@ fn dir_bytes(dir: &std::path::Path, ext: &str) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -156,11 +158,14 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let (_, durable) = measure_async(async {
         let tasks: Vec<_> = (0..args.concurrency)
             .map(|_| {
-                let (receiver, bodies, next) = (receiver.clone(), Arc::clone(&bodies), Arc::clone(&next));
+                let (receiver, bodies, next) =
+                    (receiver.clone(), Arc::clone(&bodies), Arc::clone(&next));
                 tokio::spawn(async move {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(body) = bodies.get(i).cloned() else { return };
+                        let Some(body) = bodies.get(i).cloned() else {
+                            return;
+                        };
                         receiver
                             .export(TenantId::default_tenant(), move || {
                                 ExportTraceServiceRequest::decode(&body[..]).map_err(|e| {
@@ -185,19 +190,44 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let (stats, flush) = measure_async(store.shutdown()).await;
     let stats = stats?;
     let parquet_bytes = dir_bytes(&dir, "parquet");
-    anyhow::ensure!(stats.rows as usize == spans, "flushed {} of {spans} spans", stats.rows);
+    anyhow::ensure!(
+        stats.rows as usize == spans,
+        "flushed {} of {spans} spans",
+        stats.rows
+    );
 
     let decode_rate = per_cpu_second(spans, &decode);
     let rows = [
-        ("decode only (prost)", per_cpu_second(spans, &decode), per_wall_second(spans, &decode)),
-        ("decode + Arrow build", per_cpu_second(spans, &build), per_wall_second(spans, &build)),
-        ("durable ingest (WAL fsync, queryable)", per_cpu_second(spans, &durable), per_wall_second(spans, &durable)),
-        ("flush to Parquet", per_cpu_second(spans, &flush), per_wall_second(spans, &flush)),
+        (
+            "decode only (prost)",
+            per_cpu_second(spans, &decode),
+            per_wall_second(spans, &decode),
+        ),
+        (
+            "decode + Arrow build",
+            per_cpu_second(spans, &build),
+            per_wall_second(spans, &build),
+        ),
+        (
+            "durable ingest (WAL fsync, queryable)",
+            per_cpu_second(spans, &durable),
+            per_wall_second(spans, &durable),
+        ),
+        (
+            "flush to Parquet",
+            per_cpu_second(spans, &flush),
+            per_wall_second(spans, &flush),
+        ),
     ];
-    println!("\n| stage | spans per CPU-second | spans per wall-second | ratio to decode-only (CPU) |");
+    println!(
+        "\n| stage | spans per CPU-second | spans per wall-second | ratio to decode-only (CPU) |"
+    );
     println!("|---|---:|---:|---:|");
     for (name, cpu, wall) in rows {
-        println!("| {name} | {cpu:.0} | {wall:.0} | {:.2} |", cpu / decode_rate);
+        println!(
+            "| {name} | {cpu:.0} | {wall:.0} | {:.2} |",
+            cpu / decode_rate
+        );
     }
     let total = Measure {
         wall: durable.wall + flush.wall,

@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// Query API listen address (`/api/...`, `/healthz`, `/readyz`).
     #[arg(long, env = "SPANLAKE_HTTP_ADDR", default_value = "127.0.0.1:16686")]
     pub http_addr: SocketAddr,
+    /// Arrow Flight SQL listen address (ADBC, JDBC, DBeaver).
+    #[arg(long, env = "SPANLAKE_FLIGHT_ADDR", default_value = "127.0.0.1:50051")]
+    pub flight_addr: SocketAddr,
     /// Write buffered spans to Parquet at least this often.
     #[arg(long, env = "SPANLAKE_FLUSH_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub flush_interval: Duration,

@@ -116,7 +116,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_rows: args.query_max_rows,
         },
     )?);
-    let _ = app.set(spanlake_query::api::router(engine));
+    let _ = app.set(spanlake_query::api::router(Arc::clone(&engine)));
 
     let sink: Arc<dyn SpanSink> = Arc::new(store.clone());
     let receiver = Receiver::new(sink);
@@ -147,6 +147,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future(),
     );
+    let flight_listener = bind(args.flight_addr, "Flight SQL").await?;
+    let flight_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(spanlake_query::flight::service(Arc::clone(&engine)))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(flight_listener),
+                stopped(stop_rx.clone()),
+            ),
+    );
     health.ready.store(true, Ordering::SeqCst);
     tracing::info!("ready");
 
@@ -169,5 +178,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let stats = store.shutdown().await.context("final flush")?;
     tracing::info!(files = stats.files, spans = stats.rows, "flushed; bye");
     let _ = tokio::time::timeout(args.shutdown_grace, http_server).await;
+    let _ = tokio::time::timeout(args.shutdown_grace, flight_server).await;
     Ok(())
 }

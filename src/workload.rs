@@ -83,7 +83,10 @@ impl Workload {
                 let id: [u8; 8] = rng.random::<u64>().max(1).to_be_bytes();
                 let parent = (j > 0).then(|| rng.random_range(0..j));
                 let (start, end) = match parent {
-                    None => (trace_start, trace_start + rng.random_range(5_000_000..800_000_000u64)),
+                    None => (
+                        trace_start,
+                        trace_start + rng.random_range(5_000_000..800_000_000u64),
+                    ),
                     Some(p) => {
                         let (ps, pe) = bounds[p];
                         let len = (pe - ps).max(2);
@@ -91,7 +94,11 @@ impl Workload {
                         (start, start + rng.random_range(1..=(pe - start).max(1)))
                     }
                 };
-                let service = if j == 0 { 0 } else { rng.random_range(0..self.services) };
+                let service = if j == 0 {
+                    0
+                } else {
+                    rng.random_range(0..self.services)
+                };
                 let client = parent.is_some() && rng.random_bool(0.5);
                 let route = ROUTES[rng.random_range(0..ROUTES.len())];
                 let method = METHODS[rng.random_range(0..METHODS.len())];
@@ -105,7 +112,10 @@ impl Workload {
                     s("server.address", format!("{}.internal", services[service])),
                     i("server.port", 8080),
                     s("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
-                    s("enduser.id", format!("user-{}", rng.random_range(0..100_000))),
+                    s(
+                        "enduser.id",
+                        format!("user-{}", rng.random_range(0..100_000)),
+                    ),
                     s("session.id", format!("{:016x}", rng.random::<u64>())),
                 ];
                 if client {
@@ -157,7 +167,11 @@ impl Workload {
         requests
     }
 
-    fn request(&self, services: &[String], per_service: &mut [Vec<Span>]) -> ExportTraceServiceRequest {
+    fn request(
+        &self,
+        services: &[String],
+        per_service: &mut [Vec<Span>],
+    ) -> ExportTraceServiceRequest {
         let resource_spans = per_service
             .iter_mut()
             .enumerate()

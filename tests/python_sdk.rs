@@ -1,5 +1,5 @@
 //! The OpenTelemetry Python SDK's gRPC and HTTP exporters work against the real server
-//! unchanged.
+//! unchanged, and Python's ADBC Flight SQL driver queries what they sent.
 
 mod common;
 
@@ -56,4 +56,39 @@ fn python_sdk_exporters_are_accepted() {
         ],
         "{body}"
     );
+}
+
+#[test]
+fn adbc_flight_sql_client_queries_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let output = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/export_sdk.py"
+        ))
+        .arg(server.grpc_url())
+        .arg(server.otlp_http_url())
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/flight_sql.py"
+        ))
+        .arg(format!("grpc://{}", server.flight))
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "ADBC Flight SQL client failed (scripts/test installs it): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["n"], 20, "{answer}");
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -173,6 +174,34 @@ impl QueryEngine {
         match tokio::time::timeout(limits.timeout, run).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(limits.timeout)),
+        }
+    }
+}
+
+impl QueryEngine {
+    /// Runs one of Spanlake's own statements for `tenant`, with user values only as `$n`
+    /// parameters, within the time and memory limits (no row cap: callers bound their results).
+    pub async fn query(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<Vec<RecordBatch>> {
+        let run = async {
+            let ctx = self.context(tenant)?;
+            let frame = ctx.sql(sql).await.map_err(Error::from_planning)?;
+            let frame = if params.is_empty() {
+                frame
+            } else {
+                frame
+                    .with_param_values(params)
+                    .map_err(Error::from_planning)?
+            };
+            Ok(frame.collect().await?)
+        };
+        match tokio::time::timeout(self.limits.timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout(self.limits.timeout)),
         }
     }
 }

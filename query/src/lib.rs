@@ -6,8 +6,12 @@
 //! SQL over it within time, memory and row limits; [`api`] serves it over HTTP.
 
 pub mod api;
+pub mod assemble;
 pub mod engine;
+pub mod flight;
+pub mod records;
 pub mod table;
+pub mod traces;
 
 use std::time::Duration;
 
@@ -30,6 +34,8 @@ pub enum Error {
     ResourcesExhausted(String),
     #[error("invalid request: {0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("query failed: {0}")]
     Execution(DataFusionError),
     #[error("internal error: {0}")]

@@ -77,7 +77,8 @@ impl SpansTable {
 #[derive(Debug, PartialEq)]
 pub(crate) struct Pruning {
     pub range: TimeRange,
-    pub trace_id: Option<String>,
+    /// Empty means any trace.
+    pub trace_ids: Vec<String>,
 }
 
 fn timestamp_ns(value: &ScalarValue) -> Option<i64> {
@@ -108,7 +109,7 @@ impl Pruning {
     pub(crate) fn from_filters(filters: &[Expr]) -> Self {
         let mut p = Pruning {
             range: TimeRange::ALL,
-            trace_id: None,
+            trace_ids: Vec::new(),
         };
         for f in filters {
             p.visit(f);
@@ -134,6 +135,24 @@ impl Pruning {
                 };
                 self.bound(column, op, value);
             }
+            Expr::InList(list) if !list.negated => {
+                if column_name(&list.expr) != Some(col::TRACE_ID) {
+                    return;
+                }
+                let ids: Option<Vec<String>> = list
+                    .list
+                    .iter()
+                    .map(|e| match literal(e) {
+                        Some(ScalarValue::Utf8(Some(id)) | ScalarValue::Utf8View(Some(id))) => {
+                            Some(id.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(ids) = ids {
+                    self.restrict_traces(ids);
+                }
+            }
             Expr::Between(Between {
                 expr,
                 negated: false,
@@ -151,10 +170,23 @@ impl Pruning {
         }
     }
 
+    /// Several trace-id filters are ANDed: keep the ids common to all.
+    fn restrict_traces(&mut self, ids: Vec<String>) {
+        if self.trace_ids.is_empty() {
+            self.trace_ids = ids;
+        } else {
+            self.trace_ids.retain(|id| ids.contains(id));
+            if self.trace_ids.is_empty() {
+                // Contradictory filters: no trace matches; keep one impossible id.
+                self.trace_ids.push(String::new());
+            }
+        }
+    }
+
     fn bound(&mut self, column: &str, op: Operator, value: &ScalarValue) {
         if column == col::TRACE_ID && op == Operator::Eq {
             if let ScalarValue::Utf8(Some(id)) | ScalarValue::Utf8View(Some(id)) = value {
-                self.trace_id = Some(id.clone());
+                self.restrict_traces(vec![id.clone()]);
             }
             return;
         }
@@ -205,9 +237,9 @@ impl TableProvider for SpansTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let pruning = Pruning::from_filters(filters);
-        let snapshot =
-            self.source
-                .snapshot(&self.tenant, &pruning.range, pruning.trace_id.as_deref());
+        let snapshot = self
+            .source
+            .snapshot(&self.tenant, &pruning.range, &pruning.trace_ids);
         let partitions = state.config().target_partitions().max(1);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
 
@@ -305,9 +337,17 @@ mod tests {
                     start_ns: 100,
                     end_ns: 150
                 },
-                trace_id: Some("abc".into()),
+                trace_ids: vec!["abc".into()],
             }
         );
+    }
+
+    #[test]
+    fn in_lists_of_trace_ids_prune() {
+        let filters = vec![col("trace_id").in_list(vec![lit("a"), lit("b")], false)];
+        assert_eq!(Pruning::from_filters(&filters).trace_ids, vec!["a", "b"]);
+        let negated = vec![col("trace_id").in_list(vec![lit("a")], true)];
+        assert!(Pruning::from_filters(&negated).trace_ids.is_empty());
     }
 
     #[test]
@@ -322,7 +362,7 @@ mod tests {
             Pruning::from_filters(&filters),
             Pruning {
                 range: TimeRange::ALL,
-                trace_id: None
+                trace_ids: vec![]
             }
         );
     }

@@ -129,6 +129,8 @@ pub struct Loaded {
     pub files: Vec<CatalogFile>,
     /// Highest WAL segment covered, per (node, tenant), over every entry ever written.
     pub coverage: HashMap<(String, String), u64>,
+    /// Paths of every data file any entry names, live or replaced.
+    pub known_paths: std::collections::HashSet<String>,
 }
 
 /// Reads every catalog entry. An unreadable entry is reported and skipped, never fatal.
@@ -176,11 +178,16 @@ pub async fn load(store: Arc<dyn ObjectStore>) -> Result<Loaded> {
             *through = (*through).max(wal.through_seq);
         }
     }
+    let known_paths = entries.iter().map(|e| e.path.clone()).collect();
     let files = entries
         .iter()
         .filter(|e| !replaced.contains(e.id.as_str()))
         .cloned()
         .map(CatalogFile::new)
         .collect::<Result<_>>()?;
-    Ok(Loaded { files, coverage })
+    Ok(Loaded {
+        files,
+        coverage,
+        known_paths,
+    })
 }

@@ -125,9 +125,10 @@ pub struct Snapshot {
 pub trait SegmentSource: Send + Sync + 'static {
     /// A consistent view of `tenant`'s spans: every stored span is in exactly one of the
     /// returned files or batches, and every span acknowledged before the call is included.
-    /// Files are pruned by `range` (span start time) and, when given, by `trace_id` (lowercase
-    /// hex); batches are not pruned, so callers must still filter rows.
-    fn snapshot(&self, tenant: &TenantId, range: &TimeRange, trace_id: Option<&str>) -> Snapshot;
+    /// Files are pruned by `range` (span start time) and, when `trace_ids` (lowercase hex) is
+    /// not empty, to those that may hold one of them; batches are not pruned, so callers must
+    /// still filter rows.
+    fn snapshot(&self, tenant: &TenantId, range: &TimeRange, trace_ids: &[String]) -> Snapshot;
 
     /// The object store that `Snapshot::files` paths are relative to.
     fn object_store(&self) -> Arc<dyn ObjectStore>;

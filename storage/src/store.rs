@@ -16,7 +16,7 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
@@ -151,6 +151,7 @@ impl Store {
         };
 
         let loaded = catalog::load(Arc::clone(&objects)).await?;
+        remove_unlisted_files(objects.as_ref(), &node_id, &loaded.known_paths).await?;
         let mut state = State::default();
         for file in loaded.files {
             state
@@ -343,14 +344,16 @@ impl Store {
         batches: Vec<RecordBatch>,
         sealed: u64,
     ) -> Result<CatalogFile> {
-        let encoded = tokio::task::spawn_blocking(move || crate::parquet_file::encode(&batches))
-            .await
-            .map_err(|e| Error::Internal(format!("parquet encode task: {e}")))??;
+        let mut encoded =
+            tokio::task::spawn_blocking(move || crate::parquet_file::encode(&batches))
+                .await
+                .map_err(|e| Error::Internal(format!("parquet encode task: {e}")))??;
         let id = uuid::Uuid::now_v7().simple().to_string();
         let start = chrono_parts(encoded.min_start_ns);
+        // The node id in the name tells whose unfinished flush a file without a catalog entry is.
         let path = format!(
-            "spans/tenant={tenant}/date={}/hour={:02}/{id}.parquet",
-            start.0, start.1
+            "spans/tenant={tenant}/date={}/hour={:02}/{}-{id}.parquet",
+            start.0, start.1, self.inner.node_id
         );
         let size = encoded.bytes.len() as u64;
         let opts = PutOptions {
@@ -360,8 +363,34 @@ impl Store {
         let location = ObjectPath::from(path.as_str());
         self.inner
             .objects
-            .put_opts(&location, PutPayload::from(encoded.bytes), opts)
+            .put_opts(
+                &location,
+                PutPayload::from(std::mem::take(&mut encoded.bytes)),
+                opts,
+            )
             .await?;
+        let published = self
+            .publish_file(tenant, id, path.clone(), size, encoded, sealed)
+            .await;
+        if published.is_err() {
+            // Without its catalog entry the file is invisible but would still be read by
+            // tools that list the directory; its spans stay in the WAL and memory.
+            if let Err(e) = self.inner.objects.delete(&location).await {
+                tracing::warn!(path, error = %e, "could not remove the file of a failed flush");
+            }
+        }
+        published
+    }
+
+    async fn publish_file(
+        &self,
+        tenant: &str,
+        id: String,
+        path: String,
+        size: u64,
+        encoded: crate::parquet_file::EncodedFile,
+        sealed: u64,
+    ) -> Result<CatalogFile> {
         self.sync_local(&path)?;
         let meta = FileMeta {
             id,
@@ -417,6 +446,38 @@ impl Store {
     }
 }
 
+/// Deletes this node's data files that no catalog entry names: a crash between writing a file
+/// and publishing its entry leaves one behind, and its spans are still in the WAL. Only files
+/// named with this node's id are touched, and no flush of this node runs yet, so none of them
+/// is a file about to be published.
+async fn remove_unlisted_files(
+    objects: &dyn ObjectStore,
+    node_id: &str,
+    known: &std::collections::HashSet<String>,
+) -> Result<()> {
+    use futures::TryStreamExt;
+    let prefix = format!("{node_id}-");
+    let files: Vec<_> = objects
+        .list(Some(&ObjectPath::from("spans")))
+        .try_collect()
+        .await?;
+    for file in files {
+        let path = file.location.to_string();
+        let mine = file
+            .location
+            .filename()
+            .is_some_and(|name| name.starts_with(&prefix));
+        if mine && !known.contains(&path) {
+            tracing::warn!(
+                path,
+                "removing a data file of an unfinished flush; its spans are replayed from the wal"
+            );
+            objects.delete(&file.location).await?;
+        }
+    }
+    Ok(())
+}
+
 fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -468,7 +529,7 @@ impl SpanSink for Store {
 }
 
 impl SegmentSource for Store {
-    fn snapshot(&self, tenant: &TenantId, range: &TimeRange, trace_id: Option<&str>) -> Snapshot {
+    fn snapshot(&self, tenant: &TenantId, range: &TimeRange, trace_ids: &[String]) -> Snapshot {
         let state = self.inner.state.read();
         let Some(t) = state.tenants.get(tenant.as_str()) else {
             return Snapshot::default();
@@ -477,7 +538,7 @@ impl SegmentSource for Store {
             .files
             .iter()
             .filter(|f| f.overlaps(range.start_ns, range.end_ns))
-            .filter(|f| trace_id.is_none_or(|id| f.may_contain_trace(id)))
+            .filter(|f| trace_ids.is_empty() || trace_ids.iter().any(|id| f.may_contain_trace(id)))
             .cloned()
             .collect();
         let batches = t

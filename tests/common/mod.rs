@@ -15,6 +15,7 @@ pub struct Server {
     pub grpc: SocketAddr,
     pub otlp_http: SocketAddr,
     pub http: SocketAddr,
+    pub flight: SocketAddr,
     extra: Vec<String>,
 }
 
@@ -38,6 +39,7 @@ impl Server {
             grpc: free_port(),
             otlp_http: free_port(),
             http: free_port(),
+            flight: free_port(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.spawn();
@@ -60,6 +62,8 @@ impl Server {
             .arg(self.otlp_http.to_string())
             .arg("--http-addr")
             .arg(self.http.to_string())
+            .arg("--flight-addr")
+            .arg(self.flight.to_string())
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)

@@ -54,20 +54,29 @@ async fn appended_spans_are_visible_then_flushed_then_reloaded() {
     let store = Store::open(config(dir.path())).await.unwrap();
     store.append(&tenant(), batch(1, 0, 10)).await.unwrap();
     store.append(&tenant(), batch(2, 100, 5)).await.unwrap();
-    assert_eq!(rows(&store.snapshot(&tenant(), &TimeRange::ALL, None)), (15, 0));
+    assert_eq!(
+        rows(&store.snapshot(&tenant(), &TimeRange::ALL, &[])),
+        (15, 0)
+    );
 
     let stats = store.flush().await.unwrap();
     assert_eq!((stats.files, stats.rows), (1, 15));
-    assert_eq!(rows(&store.snapshot(&tenant(), &TimeRange::ALL, None)), (0, 15));
+    assert_eq!(
+        rows(&store.snapshot(&tenant(), &TimeRange::ALL, &[])),
+        (0, 15)
+    );
     store.append(&tenant(), batch(3, 200, 7)).await.unwrap();
     // Dropped without shutdown: the last append is only in the WAL, as after a crash.
     drop(store);
 
     let store = Store::open(config(dir.path())).await.unwrap();
-    assert_eq!(rows(&store.snapshot(&tenant(), &TimeRange::ALL, None)), (7, 15));
+    assert_eq!(
+        rows(&store.snapshot(&tenant(), &TimeRange::ALL, &[])),
+        (7, 15)
+    );
     assert_eq!(store.tenants(), vec!["single-tenant".to_string()]);
     let other = TenantId::new("other").unwrap();
-    assert_eq!(rows(&store.snapshot(&other, &TimeRange::ALL, None)), (0, 0));
+    assert_eq!(rows(&store.snapshot(&other, &TimeRange::ALL, &[])), (0, 0));
     let stats = store.shutdown().await.unwrap();
     assert_eq!(stats.rows, 7);
     assert!(matches!(
@@ -97,7 +106,36 @@ async fn a_crash_between_file_and_wal_deletion_counts_nothing_twice() {
         std::fs::write(path, bytes).unwrap();
     }
     let store = Store::open(config(dir.path())).await.unwrap();
-    assert_eq!(rows(&store.snapshot(&tenant(), &TimeRange::ALL, None)), (0, 10));
+    assert_eq!(
+        rows(&store.snapshot(&tenant(), &TimeRange::ALL, &[])),
+        (0, 10)
+    );
+}
+
+#[tokio::test]
+async fn a_file_left_without_catalog_entry_is_removed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    store.append(&tenant(), batch(1, 0, 10)).await.unwrap();
+    store.flush().await.unwrap();
+    let node = store.node_id().to_string();
+    drop(store);
+    // A crash after writing a file but before its catalog entry leaves a stray file behind.
+    let stray = dir
+        .path()
+        .join(format!("spans/tenant=single-tenant/{node}-stray.parquet"));
+    std::fs::write(&stray, b"half a file").unwrap();
+    let foreign = dir
+        .path()
+        .join("spans/tenant=single-tenant/othernode-x.parquet");
+    std::fs::write(&foreign, b"another writer's").unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    assert!(!stray.exists());
+    assert!(foreign.exists(), "files of other nodes are theirs to clean");
+    assert_eq!(
+        rows(&store.snapshot(&tenant(), &TimeRange::ALL, &[])),
+        (0, 10)
+    );
 }
 
 #[tokio::test]
@@ -111,21 +149,26 @@ async fn trace_id_and_time_range_choose_the_files() {
             .unwrap();
         store.flush().await.unwrap();
     }
-    let all = store.snapshot(&tenant(), &TimeRange::ALL, None);
+    let all = store.snapshot(&tenant(), &TimeRange::ALL, &[]);
     assert_eq!(all.files.len(), 8);
     let wanted = hex::encode([5u8; 16]);
-    let one = store.snapshot(&tenant(), &TimeRange::ALL, Some(&wanted));
+    let one = store.snapshot(&tenant(), &TimeRange::ALL, &[wanted.clone()]);
     assert_eq!(one.files.len(), 1);
     assert!(one.files[0].may_contain_trace(&wanted));
     let absent = hex::encode([9u8; 16]);
-    assert!(store.snapshot(&tenant(), &TimeRange::ALL, Some(&absent)).files.is_empty());
+    assert!(
+        store
+            .snapshot(&tenant(), &TimeRange::ALL, &[absent])
+            .files
+            .is_empty()
+    );
     // Trace n's spans start at 1_700_000_000_000_000_000 + n * 1000 + (0..20).
     let base = 1_700_000_000_000_000_000i64;
     let range = TimeRange {
         start_ns: base + 3000,
         end_ns: base + 5000,
     };
-    assert_eq!(store.snapshot(&tenant(), &range, None).files.len(), 2);
+    assert_eq!(store.snapshot(&tenant(), &range, &[]).files.len(), 2);
 
     // Files are plain sorted Parquet with the schema version in their metadata.
     let path = dir.path().join(&one.files[0].meta.path);
@@ -151,8 +194,14 @@ async fn over_the_buffer_limit_appends_are_refused_not_lost() {
     let store = Store::open(cfg).await.unwrap();
     store.append(&tenant(), batch(1, 0, 3)).await.unwrap();
     let refused = store.append(&tenant(), batch(1, 10, 3)).await;
-    assert!(matches!(refused, Err(Error::Overloaded { .. })), "{refused:?}");
-    assert_eq!(rows(&store.snapshot(&tenant(), &TimeRange::ALL, None)), (3, 0));
+    assert!(
+        matches!(refused, Err(Error::Overloaded { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        rows(&store.snapshot(&tenant(), &TimeRange::ALL, &[])),
+        (3, 0)
+    );
 }
 
 #[test]

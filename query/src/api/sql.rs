@@ -9,16 +9,13 @@ use arrow::json::writer::JsonArray;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
-use spanlake_storage::TenantId;
 
+use super::tenant;
 use crate::{Error, QueryEngine, QueryOutput, Result};
-
-/// The header naming the tenant, as in Tempo and Grafana.
-pub const TENANT_HEADER: &str = "x-scope-orgid";
 
 /// Media type of Arrow IPC stream responses.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -31,37 +28,6 @@ struct SqlRequest {
 #[derive(Debug, Deserialize, Default)]
 struct SqlParams {
     format: Option<String>,
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            Error::Plan(_) | Error::NotReadOnly(_) | Error::BadRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Error::ResourcesExhausted(_) => StatusCode::INSUFFICIENT_STORAGE,
-            Error::Execution(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let message = self.to_string();
-        if status.is_server_error() {
-            tracing::error!(%message, "query failed");
-        }
-        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
-    }
-}
-
-/// The tenant named by the request's `X-Scope-OrgID` header, or the default tenant.
-pub fn tenant(headers: &HeaderMap) -> Result<TenantId> {
-    match headers.get(TENANT_HEADER) {
-        None => Ok(TenantId::default_tenant()),
-        Some(v) => {
-            let text = v
-                .to_str()
-                .map_err(|_| Error::BadRequest("X-Scope-OrgID is not text".into()))?;
-            TenantId::new(text.trim()).map_err(|e| Error::BadRequest(e.to_string()))
-        }
-    }
 }
 
 /// The router serving `/api/sql`.
