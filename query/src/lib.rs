@@ -9,6 +9,8 @@ pub mod api;
 pub mod assemble;
 pub mod engine;
 pub mod flight;
+pub mod jaeger;
+pub mod otlp_out;
 pub mod records;
 pub mod table;
 pub mod traces;
