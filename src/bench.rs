@@ -248,3 +248,172 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Spans to generate.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub spans: usize,
+    /// Spans per Parquet file (one flush's worth).
+    #[arg(long, default_value_t = 500_000)]
+    pub file_spans: usize,
+    /// Data directory to write into (the server's `--data-dir`).
+    #[arg(long)]
+    pub data_dir: std::path::PathBuf,
+}
+
+/// Where `gen` leaves a sample of the trace ids it wrote, for `lookup`.
+const SAMPLE_FILE: &str = "bench-trace-ids.txt";
+
+/// `spanlake bench gen`: writes the realistic workload straight into Parquet files of a data
+/// directory (no WAL), for query benchmarks at millions of spans.
+pub async fn generate(args: GenArgs) -> anyhow::Result<()> {
+    let store = Store::open(StoreConfig::new(&args.data_dir)).await?;
+    let tenant = TenantId::default_tenant();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    let mut sample = String::new();
+    let started = Instant::now();
+    let mut written = 0;
+    let mut seed = 1;
+    while written < args.spans {
+        let n = args.file_spans.min(args.spans - written);
+        let workload = Workload {
+            seed,
+            ..Workload::default()
+        };
+        seed += 1;
+        let batches = tokio::task::spawn_blocking(move || {
+            workload
+                .requests(n, now)
+                .iter()
+                .map(|r| spanlake_collector::otlp::decode(r).map(|d| d.batch))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await??;
+        for batch in &batches {
+            use arrow::array::AsArray;
+            let ids = batch.column(0).as_string::<i32>();
+            for i in (0..ids.len()).step_by(997) {
+                sample.push_str(ids.value(i));
+                sample.push('\n');
+            }
+        }
+        let meta = store.import(&tenant, batches).await?;
+        written += n;
+        println!(
+            "{written} spans written; file {} ({} bytes, {:.1} bytes/span)",
+            meta.path,
+            meta.size,
+            meta.size as f64 / n as f64
+        );
+    }
+    std::fs::write(args.data_dir.join(SAMPLE_FILE), sample)?;
+    store.shutdown().await?;
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// A data directory filled by `spanlake bench gen`.
+    #[arg(long)]
+    pub data_dir: std::path::PathBuf,
+    /// Trace lookups to time.
+    #[arg(long, default_value_t = 100)]
+    pub lookups: usize,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// `spanlake bench lookup`: trace by id without a time range, and searches, over a data
+/// directory, through the same code the API uses.
+pub async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
+    use spanlake_query::traces::{SearchQuery, Traces, Window};
+    use spanlake_storage::{SegmentSource, TimeRange};
+    let ids: Vec<String> = std::fs::read_to_string(args.data_dir.join(SAMPLE_FILE))
+        .context("no trace id sample: run `spanlake bench gen` on this directory first")?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut config = StoreConfig::new(&args.data_dir);
+    config.flush_interval = Duration::from_secs(3600);
+    let store = Store::open(config).await?;
+    let tenant = TenantId::default_tenant();
+    let all = store.snapshot(&tenant, &TimeRange::ALL, &[]);
+    let spans: u64 = all.files.iter().map(|f| f.meta.rows).sum();
+    let bytes: u64 = all.files.iter().map(|f| f.meta.size).sum();
+    println!(
+        "{spans} spans in {} files, {:.1} bytes/span",
+        all.files.len(),
+        bytes as f64 / spans.max(1) as f64
+    );
+    let engine = Arc::new(spanlake_query::QueryEngine::new(
+        Arc::new(store.clone()),
+        spanlake_query::QueryLimits::default(),
+    )?);
+    let traces = Traces::new(engine);
+
+    let mut times = Vec::new();
+    let mut files = Vec::new();
+    let mut found_spans = 0;
+    // The first lookup also warms the Parquet metadata cache, as a running server would be.
+    traces.trace(&tenant, &ids[0]).await?;
+    for i in 0..args.lookups {
+        let id = &ids[(i * 7919) % ids.len()];
+        files.push(
+            store
+                .snapshot(&tenant, &TimeRange::ALL, std::slice::from_ref(id))
+                .files
+                .len(),
+        );
+        let started = Instant::now();
+        let trace = traces
+            .trace(&tenant, id)
+            .await?
+            .context("sampled trace not found")?;
+        times.push(started.elapsed());
+        found_spans += trace.summary.span_count;
+    }
+    times.sort();
+    files.sort();
+    println!(
+        "trace by id, no time range ({} lookups, {:.1} spans each): p50 {:.1} ms, p99 {:.1} ms; files opened p50 {}, max {}",
+        args.lookups,
+        found_spans as f64 / args.lookups as f64,
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        files[files.len() / 2],
+        files[files.len() - 1]
+    );
+
+    let window = Window::last(Duration::from_secs(24 * 3600));
+    let mut by_service = SearchQuery::new(window);
+    by_service.service = Some("service-03".into());
+    by_service.min_duration_ns = Some(500_000_000);
+    let mut by_attribute = SearchQuery::new(window);
+    by_attribute.attributes = vec![("http.route".into(), "/api/checkout".into())];
+    for (name, query) in [
+        ("service + min duration 500ms", by_service),
+        ("attribute http.route=/api/checkout", by_attribute),
+    ] {
+        let mut times = Vec::new();
+        let mut hits = 0;
+        for _ in 0..10 {
+            let started = Instant::now();
+            hits = traces.search(&tenant, &query).await?.len();
+            times.push(started.elapsed());
+        }
+        times.sort();
+        println!(
+            "search {name} (limit 20, {hits} hits): p50 {:.1} ms, p99 {:.1} ms",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+    }
+    Ok(())
+}

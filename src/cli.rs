@@ -42,6 +42,10 @@ pub enum Command {
 pub enum BenchCommand {
     /// Durable ingest against decode-only speed, and bytes per span on disk.
     Ingest(crate::bench::IngestArgs),
+    /// Write the realistic workload straight into a data directory's Parquet files.
+    Gen(crate::bench::GenArgs),
+    /// Trace-by-id and search latency over a data directory filled by `gen`.
+    Lookup(crate::bench::LookupArgs),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -19,6 +19,8 @@ fn main() -> anyhow::Result<()> {
             cli::Command::Serve(args) => serve::run(args).await,
             cli::Command::Sql(args) => cli::sql(args).await,
             cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
+            cli::Command::Bench(cli::BenchCommand::Gen(args)) => bench::generate(args).await,
+            cli::Command::Bench(cli::BenchCommand::Lookup(args)) => bench::lookup(args).await,
         }
     })
 }

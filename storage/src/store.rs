@@ -293,7 +293,7 @@ impl Store {
         let mut stats = FlushStats::default();
         let mut all_ok = true;
         for (tenant, batches) in work {
-            match self.write_file(&tenant, batches, sealed).await {
+            match self.write_file(&tenant, batches, Some(sealed)).await {
                 Ok(file) => {
                     stats.files += 1;
                     stats.rows += file.meta.rows;
@@ -342,7 +342,7 @@ impl Store {
         &self,
         tenant: &str,
         batches: Vec<RecordBatch>,
-        sealed: u64,
+        sealed: Option<u64>,
     ) -> Result<CatalogFile> {
         let mut encoded =
             tokio::task::spawn_blocking(move || crate::parquet_file::encode(&batches))
@@ -389,7 +389,7 @@ impl Store {
         path: String,
         size: u64,
         encoded: crate::parquet_file::EncodedFile,
-        sealed: u64,
+        sealed: Option<u64>,
     ) -> Result<CatalogFile> {
         self.sync_local(&path)?;
         let meta = FileMeta {
@@ -405,9 +405,9 @@ impl Store {
             min_trace_id: encoded.min_trace_id,
             max_trace_id: encoded.max_trace_id,
             created_unix_ms: unix_ms(),
-            wal: Some(WalCoverage {
+            wal: sealed.map(|through_seq| WalCoverage {
                 node: self.inner.node_id.clone(),
-                through_seq: sealed,
+                through_seq,
             }),
             replaces: Vec::new(),
             trace_filter: catalog::encode_filter(&encoded.trace_filter)?,
@@ -429,6 +429,22 @@ impl Store {
             std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
+    }
+
+    /// Writes `batches` straight to one Parquet file, bypassing the WAL: bulk loads and data
+    /// generators, where the caller can redo the whole load after a crash.
+    pub async fn import(&self, tenant: &TenantId, batches: Vec<RecordBatch>) -> Result<FileMeta> {
+        let file = self.write_file(tenant.as_str(), batches, None).await?;
+        let meta = file.meta.clone();
+        self.inner
+            .state
+            .write()
+            .tenants
+            .entry(tenant.as_str().to_string())
+            .or_default()
+            .files
+            .push(Arc::new(file));
+        Ok(meta)
     }
 
     /// Flushes everything and stops the WAL writer. Appends after this fail with `Closed`.
