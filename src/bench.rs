@@ -293,7 +293,7 @@ pub async fn generate(args: GenArgs) -> anyhow::Result<()> {
         })
         .await??;
         for batch in &batches {
-            use arrow::array::AsArray;
+            use arrow::array::{Array, AsArray};
             let ids = batch.column(0).as_string::<i32>();
             for i in (0..ids.len()).step_by(997) {
                 sample.push_str(ids.value(i));
