@@ -13,6 +13,7 @@ pub mod jaeger;
 pub mod otlp_out;
 pub mod records;
 pub mod table;
+pub mod tempo;
 pub mod traces;
 
 use std::time::Duration;

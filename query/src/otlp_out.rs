@@ -3,9 +3,9 @@
 //! api_v3, Tempo). Serialize the result with `serde_json` for OTLP/JSON (hex ids, camelCase,
 //! 64-bit integers as strings) or with `prost` for protobuf.
 //!
-//! Attribute values come back with their original type, read from [`Attribute::r#type`].
-//! What storage does not keep comes back empty: schema URLs, dropped counts, link flags and
-//! scope attributes.
+//! Attribute values come back with their original type, read from the `type` of each
+//! [`Attribute`]. What storage does not keep comes back empty: schema URLs, dropped counts, link
+//! flags and scope attributes.
 
 use std::collections::HashMap;
 
@@ -263,40 +263,42 @@ mod tests {
             record("00000000000000a3", "api", "http"),
             other_host,
         ];
-        let grouped: Vec<(String, Vec<(String, Vec<String>)>)> = to_resource_spans(&spans)
-            .iter()
-            .map(|r| {
-                let attrs = serde_json::to_string(&r.resource.as_ref().unwrap().attributes);
-                let scopes = r
-                    .scope_spans
+        // One line per resource (its attributes), then one per scope (its span ids).
+        let mut grouped = String::new();
+        for r in to_resource_spans(&spans) {
+            let attrs: Vec<String> = r
+                .resource
+                .unwrap()
+                .attributes
+                .iter()
+                .map(|kv| {
+                    let value = serde_json::to_value(kv.value.as_ref().unwrap()).unwrap();
+                    format!("{}={}", kv.key, value["stringValue"].as_str().unwrap())
+                })
+                .collect();
+            grouped.push_str(&format!("{}\n", attrs.join(" ")));
+            for scope in r.scope_spans {
+                let ids: Vec<String> = scope
+                    .spans
                     .iter()
-                    .map(|s| {
-                        (
-                            s.scope.as_ref().unwrap().name.clone(),
-                            s.spans.iter().map(|s| hex::encode(&s.span_id)).collect(),
-                        )
-                    })
+                    .map(|s| hex::encode(&s.span_id))
                     .collect();
-                (attrs.unwrap(), scopes)
-            })
-            .collect();
-        let svc = |s: &str| format!(r#"[{{"key":"service.name","value":{{"stringValue":"{s}"}}}}"#);
+                grouped.push_str(&format!(
+                    "  {}: {}\n",
+                    scope.scope.unwrap().name,
+                    ids.join(" ")
+                ));
+            }
+        }
         assert_eq!(
             grouped,
-            vec![
-                (
-                    svc("api") + "]",
-                    vec![
-                        ("http".into(), vec!["00000000000000a1".into(), "00000000000000a3".into()]),
-                        ("grpc".into(), vec!["00000000000000a2".into()]),
-                    ]
-                ),
-                (svc("db") + "]", vec![("sql".into(), vec!["00000000000000b1".into()])]),
-                (
-                    svc("api") + r#",{"key":"host.name","value":{"stringValue":"b"}}]"#,
-                    vec![("http".into(), vec!["00000000000000a4".into()])]
-                ),
-            ]
+            "service.name=api\n\
+             \x20 http: 00000000000000a1 00000000000000a3\n\
+             \x20 grpc: 00000000000000a2\n\
+             service.name=db\n\
+             \x20 sql: 00000000000000b1\n\
+             service.name=api host.name=b\n\
+             \x20 http: 00000000000000a4\n"
         );
     }
 
@@ -350,7 +352,10 @@ mod tests {
                 "schemaUrl": "",
                 "scopeSpans": [{
                     "schemaUrl": "",
-                    "scope": {"name": "http", "version": "1.0", "attributes": [], "droppedAttributesCount": 0},
+                    "scope": {
+                        "name": "http", "version": "1.0",
+                        "attributes": [], "droppedAttributesCount": 0
+                    },
                     "spans": [{
                         "traceId": "0af7651916cd43dd8448eb211c80319c",
                         "spanId": "00f067aa0ba902b7",
@@ -371,14 +376,16 @@ mod tests {
                                 {"stringValue": "a"}, {"intValue": "2"}]}}},
                             {"key": "map", "value": {"kvlistValue": {"values": [
                                 {"key": "k", "value": {"boolValue": false}}]}}},
-                            {"key": "none", "value": null},
+                            {"key": "none", "value": {}},
                             {"key": "bad", "value": {"stringValue": "x"}}
                         ],
                         "droppedAttributesCount": 0,
                         "events": [{
                             "timeUnixNano": "1700000000100000000",
                             "name": "exception",
-                            "attributes": [{"key": "exception.type", "value": {"stringValue": "E"}}],
+                            "attributes": [
+                                {"key": "exception.type", "value": {"stringValue": "E"}}
+                            ],
                             "droppedAttributesCount": 0
                         }],
                         "droppedEventsCount": 0,

@@ -55,6 +55,8 @@ pub fn tenant(headers: &HeaderMap) -> Result<TenantId> {
 pub fn router(engine: Arc<QueryEngine>) -> Router {
     let traces = Traces::new(Arc::clone(&engine));
     sql::router(engine)
+        .nest("/jaeger", crate::jaeger::router(traces.clone()))
+        .merge(crate::tempo::router(traces.clone()))
         .merge(traces::router(traces))
         .merge(openapi::router())
 }

@@ -572,7 +572,10 @@ mod tests {
             ]
         );
         let twice = SpanFilter::from_tags(&tags(&[("a", "1"), ("a", "2")])).unwrap_err();
-        assert!(twice.to_string().contains("tag a has been set twice"), "{twice}");
+        assert!(
+            twice.to_string().contains("tag a has been set twice"),
+            "{twice}"
+        );
         let status = SpanFilter::from_tags(&tags(&[("status.code", "bad")])).unwrap_err();
         assert!(status.to_string().contains("status.code"), "{status}");
     }
@@ -620,7 +623,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            q(r#"{ name = "GET /cart" && status = error && kind = server && duration <= 1.5s && duration >= 2us }"#),
+            q(
+                r#"{ name = "GET /cart" && status = error && kind = server && duration <= 1.5s && duration >= 2us }"#
+            ),
             vec![
                 Condition::Name("GET /cart".into()),
                 Condition::Status(StatusCode::Error),
@@ -630,7 +635,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            q(r#"{span.http.status_code=500 && .retry=true && resource.k8s.ns="a\"b" && span.ratio=2.0 && span."a b"="x"}"#),
+            q(
+                r#"{span.http.status_code=500 && .retry=true && resource.k8s.ns="a\"b" && span.ratio=2.0 && span."a b"="x"}"#
+            ),
             vec![
                 attr(Scope::Span, "http.status_code", "500"),
                 attr(Scope::Any, "retry", "true"),
@@ -654,26 +661,53 @@ mod tests {
     fn unsupported_queries_say_where_and_what_works() {
         let cases = [
             ("{a=1}", "unsupported field a at column 2"),
-            (r#"{.a="x" || .b="y"}"#, "expected && or } but found \"|| .b=\\\"y\\\"}\" at column 9"),
-            (r#"{.a!="x"}"#, "operator != is not supported here at column 4"),
-            (r#"{.a=~"x"}"#, "operator =~ is not supported here at column 4"),
-            ("{} >> {}", "expected the end of the query after the spanset but found \">> {}\" at column 4"),
+            (
+                r#"{.a="x" || .b="y"}"#,
+                "expected && or } but found \"|| .b=\\\"y\\\"}\" at column 9",
+            ),
+            (
+                r#"{.a!="x"}"#,
+                "operator != is not supported here at column 4",
+            ),
+            (
+                r#"{.a=~"x"}"#,
+                "operator =~ is not supported here at column 4",
+            ),
+            (
+                "{} >> {}",
+                "expected the end of the query after the spanset but found \">> {}\" at column 4",
+            ),
             ("{} | count() > 1", "at column 4"),
-            ("{status=bad}", "status needs error, ok or unset at column 9"),
+            (
+                "{status=bad}",
+                "status needs error, ok or unset at column 9",
+            ),
             ("{kind=sideways}", "unknown kind sideways at column 7"),
-            ("{duration>100}", "duration needs a duration such as 100ms at column 11"),
-            (r#"{name>"x"}"#, "name can only be compared with = at column 6"),
+            (
+                "{duration>100}",
+                "duration needs a duration such as 100ms at column 11",
+            ),
+            (
+                r#"{name>"x"}"#,
+                "name can only be compared with = at column 6",
+            ),
             (r#"{name="x"#, "unterminated string at column 7"),
             ("{.a=x}", "x is not a value: quote strings"),
             ("{resource.=1}", "resource. names no attribute at column 2"),
             ("{.a=nil}", "nil is not supported here at column 5"),
             ("rate()", "expected { but found \"rate()\" at column 1"),
-            (r#"{.a="x""#, "expected && or } but found the end at column 8"),
+            (
+                r#"{.a="x""#,
+                "expected && or } but found the end at column 8",
+            ),
         ];
         for (query, expected) in cases {
             let message = q_err(query);
             assert!(message.contains(expected), "{query}: {message}");
-            assert!(message.contains("TraceQL is not supported yet"), "{message}");
+            assert!(
+                message.contains("TraceQL is not supported yet"),
+                "{message}"
+            );
             assert!(message.contains("tags="), "{message}");
         }
     }
