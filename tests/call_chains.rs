@@ -213,6 +213,40 @@ fn a_failing_chain_is_assembled_searched_graphed_and_measured() {
     assert_eq!(points[0]["requests"], 1);
     assert_eq!(points[0]["error_rate"], 1.0);
 
+    // The same analyses as SQL table functions.
+    let body = server.sql(&format!(
+        "SELECT depth, span_name, service_name, error_origin FROM trace_tree('{trace_id}')"
+    ));
+    let rows: Vec<String> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r["depth"],
+                r["span_name"].as_str().unwrap(),
+                r["service_name"].as_str().unwrap(),
+                r["error_origin"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            "0 GET /checkout frontend false",
+            "1 POST /pay frontend false",
+            "2 POST /pay payments false",
+            "3 INSERT payments payments true"
+        ]
+    );
+    let body = server.sql("SELECT parent, child, call_count, error_count FROM service_graph('1h')");
+    assert_eq!(body["data"][0]["parent"], "frontend", "{body}");
+    assert_eq!(body["data"][0]["child"], "payments");
+    assert_eq!(body["data"][0]["call_count"], 1);
+    let (status, body) = server.sql_status("SELECT * FROM trace_tree(42, 43)", None);
+    assert_eq!(status, 400, "{body}");
+
     let (status, doc) = get(&server, "/api/openapi.json");
     assert_eq!(status, 200);
     assert!(doc["paths"]["/api/search"]["get"].is_object());

@@ -15,7 +15,9 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use spanlake_storage::{SegmentSource, TenantId};
 
+use crate::functions::{ServiceGraph, TraceTree};
 use crate::table::{STORE_URL, ScanStats, SpansTable};
+use crate::traces::Traces;
 use crate::{Error, Result};
 
 /// Limits applied to every query.
@@ -50,7 +52,9 @@ pub struct QueryOutput {
     pub files_read: u64,
 }
 
-/// Runs queries for any tenant over one store.
+/// Runs queries for any tenant over one store. Cloning is cheap and shares the store, the
+/// object store registry and the Parquet metadata cache.
+#[derive(Clone)]
 pub struct QueryEngine {
     source: Arc<dyn SegmentSource>,
     runtime: Arc<RuntimeEnv>,
@@ -106,6 +110,21 @@ impl QueryEngine {
         let table = SpansTable::new(Arc::clone(&self.source), tenant.clone());
         let stats = table.stats();
         ctx.register_table("spans", Arc::new(table))?;
+        let traces = Traces::new(Arc::new(self.clone()));
+        ctx.register_udtf(
+            "service_graph",
+            Arc::new(ServiceGraph {
+                traces: traces.clone(),
+                tenant: tenant.clone(),
+            }),
+        );
+        ctx.register_udtf(
+            "trace_tree",
+            Arc::new(TraceTree {
+                traces,
+                tenant: tenant.clone(),
+            }),
+        );
         Ok((ctx, stats))
     }
 

@@ -9,6 +9,7 @@ pub mod api;
 pub mod assemble;
 pub mod engine;
 pub mod flight;
+pub mod functions;
 pub mod jaeger;
 pub mod otlp_out;
 pub mod records;
