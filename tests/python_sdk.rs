@@ -5,11 +5,9 @@ mod common;
 
 use common::Server;
 
-#[test]
-fn python_sdk_exporters_are_accepted() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
-    let output = std::process::Command::new("python3")
+/// Runs tests/python/export_sdk.py against `server`: 5 traces of 2 spans per exporter.
+fn export_with_python_sdk(server: &Server) -> std::process::Output {
+    std::process::Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/python/export_sdk.py"
@@ -17,7 +15,14 @@ fn python_sdk_exporters_are_accepted() {
         .arg(server.grpc_url())
         .arg(server.otlp_http_url())
         .output()
-        .expect("python3");
+        .expect("python3")
+}
+
+#[test]
+fn python_sdk_exporters_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let output = export_with_python_sdk(&server);
     assert!(
         output.status.success(),
         "python exporter failed (scripts/test installs the SDK): {}",
@@ -62,15 +67,7 @@ fn python_sdk_exporters_are_accepted() {
 fn adbc_flight_sql_client_queries_spans() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
-    let output = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/export_sdk.py"
-        ))
-        .arg(server.grpc_url())
-        .arg(server.otlp_http_url())
-        .output()
-        .expect("python3");
+    let output = export_with_python_sdk(&server);
     assert!(
         output.status.success(),
         "{}",

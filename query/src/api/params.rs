@@ -6,6 +6,15 @@ use std::time::Duration;
 use crate::traces::{Window, now_ns};
 use crate::{Error, Result};
 
+/// The first value of query parameter `name`, trimmed, unless it is empty.
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
 /// A point in time: RFC 3339 (`2026-11-26T10:00:00Z`), or a UNIX time whose unit is read from
 /// its size (seconds, milliseconds, microseconds or nanoseconds), as Grafana, Jaeger and Tempo
 /// each send a different one.

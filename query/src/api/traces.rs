@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::params::{parse_duration, parse_limit, parse_tags, window};
+use super::params::{param, parse_duration, parse_limit, parse_tags, window};
 use super::tenant;
 use crate::assemble::AssembledTrace;
 use crate::traces::{Dependency, Operation, RedPoint, RedQuery, SearchQuery, TraceHit, Traces};
@@ -24,18 +24,11 @@ pub const MAX_SEARCH_LIMIT: usize = 1000;
 
 type Params = Query<Vec<(String, String)>>;
 
-fn get_param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 fn window_of(params: &[(String, String)], default: Duration) -> Result<crate::traces::Window> {
     window(
-        get_param(params, "start"),
-        get_param(params, "end"),
-        get_param(params, "lookback"),
+        param(params, "start"),
+        param(params, "end"),
+        param(params, "lookback"),
         default,
     )
 }
@@ -84,7 +77,7 @@ pub fn search_query(params: &[(String, String)]) -> Result<SearchQuery> {
             _ => {}
         }
     }
-    query.limit = parse_limit("limit", get_param(params, "limit"), 20, MAX_SEARCH_LIMIT)?;
+    query.limit = parse_limit("limit", param(params, "limit"), 20, MAX_SEARCH_LIMIT)?;
     Ok(query)
 }
 
@@ -135,7 +128,7 @@ async fn operations(
 ) -> Result<Json<OperationsResponse>> {
     let tenant = tenant(&headers)?;
     let window = window_of(&params, DEFAULT_CATALOG_LOOKBACK)?;
-    let kind = get_param(&params, "kind").filter(|k| !k.is_empty());
+    let kind = param(&params, "kind").filter(|k| !k.is_empty());
     Ok(Json(OperationsResponse {
         operations: traces.operations(&tenant, &service, kind, window).await?,
     }))
@@ -171,7 +164,7 @@ async fn metrics(
 ) -> Result<Json<MetricsResponse>> {
     let tenant = tenant(&headers)?;
     let window = window_of(&params, DEFAULT_LOOKBACK)?;
-    let step = match get_param(&params, "step") {
+    let step = match param(&params, "step") {
         Some(s) if !s.is_empty() => parse_duration("step", s, Duration::from_secs(1))?,
         // About 60 points over the window.
         _ => {
@@ -183,10 +176,10 @@ async fn metrics(
     }
     let query = RedQuery {
         window,
-        service: get_param(&params, "service")
+        service: param(&params, "service")
             .filter(|s| !s.is_empty())
             .map(str::to_string),
-        by_operation: get_param(&params, "byOperation").is_some_and(|v| v == "true"),
+        by_operation: param(&params, "byOperation").is_some_and(|v| v == "true"),
         step,
     };
     Ok(Json(MetricsResponse {

@@ -16,14 +16,7 @@ pub(super) const DEFAULT_DEPENDENCY_LOOKBACK: Duration = Duration::from_secs(24 
 /// Traces per search when the client does not say.
 const DEFAULT_LIMIT: usize = 20;
 
-/// The first value of parameter `name`, unless it is empty.
-pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
-}
+pub(super) use crate::api::params::param;
 
 /// A boolean parameter as Go's `strconv.ParseBool` reads it; absent is false.
 pub(super) fn flag(params: &[(String, String)], name: &str) -> Result<bool> {

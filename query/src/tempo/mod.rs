@@ -31,7 +31,7 @@ use self::response::{
     TagNames, TagScope, TagScopes, TagValues, Trace, TraceByIdJson, TraceByIdResponse, TraceJson,
     TraceResourceSpans, TypedTagValues,
 };
-use crate::api::params::{parse_limit, parse_tags, window};
+use crate::api::params::{param, parse_limit, parse_tags, window};
 use crate::api::tenant;
 use crate::api::traces::{DEFAULT_LOOKBACK, MAX_SEARCH_LIMIT};
 use crate::records::span_records;
@@ -101,15 +101,6 @@ impl IntoResponse for TempoError {
 
 type Reply = Result<Response, TempoError>;
 type Params = Query<Vec<(String, String)>>;
-
-/// A non-empty query parameter.
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.trim().is_empty())
-}
 
 /// `start`/`end` (Tempo sends `0` for "not given"), by default the hour before now.
 fn window_of(params: &[(String, String)]) -> crate::Result<Window> {
