@@ -75,6 +75,13 @@ pub fn document() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["sql"], "properties": {"sql": {"type": "string"}}}}}},
                 "responses": ok("Rows; CSV or an Arrow IPC stream when asked.", json!({"$ref": "#/components/schemas/SqlResult"}))
+            }, "get": {
+                "summary": "The same query given in the URL, for links and downloads.",
+                "parameters": [{"name": "q", "in": "query", "required": true, "schema": {"type": "string"}},
+                               {"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "arrow"]}},
+                               {"name": "download", "in": "query", "description": "`1`: answer as a file attachment.", "schema": {"type": "string"}},
+                               tenant_header()],
+                "responses": ok("Rows; CSV or an Arrow IPC stream when asked.", json!({"$ref": "#/components/schemas/SqlResult"}))
             }},
             "/api/traces/{trace_id}": {"get": {
                 "summary": "A whole trace as a tree: clock-skew adjusted times, critical path, network gaps, error origins, missing spans and a summary. No time range needed.",

@@ -1,4 +1,5 @@
-//! The SQL endpoint: `POST /api/sql` with `{"sql": "..."}`, answered as JSON (default), CSV
+//! The SQL endpoint: `POST /api/sql` with `{"sql": "..."}`, or `GET /api/sql?q=...` (for links
+//! and downloads; `&download=1` names the file), answered as JSON (default), CSV
 //! (`?format=csv`) or an Arrow IPC stream (`?format=arrow`).
 
 use std::sync::Arc;
@@ -28,12 +29,16 @@ struct SqlRequest {
 #[derive(Debug, Deserialize, Default)]
 struct SqlParams {
     format: Option<String>,
+    /// The statement, for `GET`.
+    q: Option<String>,
+    /// `GET` only: answer as a file download.
+    download: Option<String>,
 }
 
 /// The router serving `/api/sql`.
 pub fn router(engine: Arc<QueryEngine>) -> Router {
     Router::new()
-        .route("/api/sql", post(sql))
+        .route("/api/sql", post(sql).get(sql_get))
         .with_state(engine)
 }
 
@@ -46,14 +51,54 @@ async fn sql(
     let request: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
         Error::BadRequest(format!("expected a JSON body {{\"sql\": \"...\"}}: {e}"))
     })?;
+    answer(&engine, &params, &headers, &request.sql).await
+}
+
+async fn sql_get(
+    State(engine): State<Arc<QueryEngine>>,
+    Query(params): Query<SqlParams>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let Some(sql) = params.q.as_deref().filter(|q| !q.trim().is_empty()) else {
+        return Err(Error::BadRequest(
+            "missing the statement: GET /api/sql?q=SELECT...".into(),
+        ));
+    };
+    let mut response = answer(&engine, &params, &headers, sql).await?;
+    if params
+        .download
+        .as_deref()
+        .is_some_and(|d| d == "1" || d == "true")
+    {
+        let extension = match params.format.as_deref() {
+            Some("csv") => "csv",
+            Some("arrow") => "arrows",
+            _ => "json",
+        };
+        let disposition = format!("attachment; filename=\"spanlake.{extension}\"");
+        if let Ok(value) = HeaderValue::from_str(&disposition) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn answer(
+    engine: &QueryEngine,
+    params: &SqlParams,
+    headers: &HeaderMap,
+    sql: &str,
+) -> Result<Response> {
     let format = params.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "csv" | "arrow") {
         return Err(Error::BadRequest(format!(
             "unknown format {format:?}: use json, csv or arrow"
         )));
     }
-    let tenant = tenant(&headers)?;
-    let output = engine.sql(&tenant, &request.sql).await?;
+    let tenant = tenant(headers)?;
+    let output = engine.sql(&tenant, sql).await?;
     let mut response = match format {
         "csv" => (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
