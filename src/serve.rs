@@ -116,7 +116,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_rows: args.query_max_rows,
         },
     )?);
-    let _ = app.set(spanlake_query::api::router(Arc::clone(&engine)));
+    let _ = app.set(spanlake_query::api::router(Arc::clone(&engine)).merge(
+        spanlake_ui::server::router(spanlake_query::traces::Traces::new(Arc::clone(&engine))),
+    ));
 
     let sink: Arc<dyn SpanSink> = Arc::new(store.clone());
     let receiver = Receiver::new(sink);
