@@ -562,3 +562,43 @@ fn a_20k_span_trace_is_virtualised() {
         c.close().await.unwrap();
     });
 }
+
+#[test]
+fn an_unreachable_server_is_said_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir.path().join("data"));
+    let shop = Shop::new(&server.grpc_url());
+    shop.send_sample();
+    let driver = start_driver();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = browser(&driver).await;
+        c.goto(&server.url("/search?service=frontend"))
+            .await
+            .unwrap();
+        hydrated(&c).await;
+        server.stop();
+        // The page is live; opening a trace now needs the server, which is gone.
+        c.find(Locator::Css(".hits .hit a"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let error = c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(".error-box"))
+            .await
+            .expect("no error shown when the server is gone");
+        let message = error.text().await.unwrap();
+        assert!(
+            message.contains("Cannot reach the Spanlake server"),
+            "{message}"
+        );
+        c.close().await.unwrap();
+    });
+}
