@@ -333,6 +333,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// `spanlake bench lookup`: trace by id without a time range, and searches, over a data
 /// directory, through the same code the API uses.
 pub async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
+    use spanlake_query::traceql::search as traceql;
     use spanlake_query::traces::{SearchQuery, Traces, Window};
     use spanlake_storage::{SegmentSource, TimeRange};
     let ids: Vec<String> = std::fs::read_to_string(args.data_dir.join(SAMPLE_FILE))
@@ -413,6 +414,30 @@ pub async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
             "search {name} (limit 20, {hits} hits): p50 {:.1} ms, p99 {:.1} ms",
             percentile(&times, 0.5),
             percentile(&times, 0.99)
+        );
+    }
+
+    // TraceQL, compiled to DataFusion: a structural query and a pipeline.
+    for q in [
+        r#"{ resource.service.name = "service-00" } >> { status = error }"#,
+        r#"{ resource.service.name = "service-03" && duration > 500ms } | count() > 1"#,
+    ] {
+        let request = traceql::SearchRequest::parse(q, window, 20, 3)?;
+        let mut times = Vec::new();
+        let mut outcome = traceql::Outcome::default();
+        for _ in 0..5 {
+            let started = Instant::now();
+            outcome = traceql::search(&traces, &tenant, &request).await?;
+            times.push(started.elapsed());
+        }
+        times.sort();
+        println!(
+            "traceql {q} (limit 20, {} hits): p50 {:.1} ms, p99 {:.1} ms; read {:.1} MB, {} span rows",
+            outcome.traces.len(),
+            percentile(&times, 0.5),
+            percentile(&times, 0.99),
+            outcome.bytes_read as f64 / 1e6,
+            outcome.spans_read
         );
     }
     Ok(())

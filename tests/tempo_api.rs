@@ -313,13 +313,10 @@ fn grafana_tempo_data_source_reads_a_two_service_chain() {
     assert_eq!(trace_ids(&slow), Vec::<&str>::new());
 
     // Bad requests say what was wrong, as text.
-    let message = tempo.bad("/api/search", &[("q", r#"{.a="x"} >> {.b="y"}"#)]);
-    assert!(
-        message.contains("TraceQL is not supported yet"),
-        "{message}"
-    );
-    assert!(message.contains("column 10"), "{message}");
-    assert!(message.contains("tags="), "{message}");
+    let message = tempo.bad("/api/search", &[("q", r#"{.a="x"} >> {.b=}"#)]);
+    assert!(message.contains("q: parse error"), "{message}");
+    assert!(message.contains("column 17"), "{message}");
+    assert!(message.contains("expected"), "{message}");
     let message = tempo.bad("/api/search", &[("q", "{}"), ("tags", "a=b")]);
     assert!(message.contains("can't specify tags and q"), "{message}");
     assert!(

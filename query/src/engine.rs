@@ -110,6 +110,7 @@ impl QueryEngine {
         let table = SpansTable::new(Arc::clone(&self.source), tenant.clone());
         let stats = table.stats();
         ctx.register_table("spans", Arc::new(table))?;
+        ctx.register_udwf(crate::traceql::structural::udwf());
         let traces = Traces::new(Arc::new(self.clone()));
         ctx.register_udtf(
             "service_graph",
@@ -206,8 +207,19 @@ impl QueryEngine {
         sql: &str,
         params: Vec<ScalarValue>,
     ) -> Result<Vec<RecordBatch>> {
+        Ok(self.query_measured(tenant, sql, params).await?.batches)
+    }
+
+    /// [`Self::query`], also telling how much it read.
+    pub async fn query_measured(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<QueryOutput> {
+        let started = Instant::now();
         let run = async {
-            let ctx = self.context(tenant)?;
+            let (ctx, stats) = self.context_with_stats(tenant)?;
             let frame = ctx.sql(sql).await.map_err(Error::from_planning)?;
             let frame = if params.is_empty() {
                 frame
@@ -216,7 +228,26 @@ impl QueryEngine {
                     .with_param_values(params)
                     .map_err(Error::from_planning)?
             };
-            Ok(frame.collect().await?)
+            let plan = frame
+                .create_physical_plan()
+                .await
+                .map_err(Error::from_planning)?;
+            let schema = plan.schema();
+            let batches =
+                datafusion::physical_plan::collect(Arc::clone(&plan), ctx.task_ctx()).await?;
+            let (parquet_rows, parquet_bytes) = parquet_metrics(plan.as_ref());
+            let relaxed = std::sync::atomic::Ordering::Relaxed;
+            let rows = batches.iter().map(RecordBatch::num_rows).sum();
+            Ok(QueryOutput {
+                schema,
+                batches,
+                rows,
+                truncated: false,
+                elapsed: started.elapsed(),
+                rows_read: parquet_rows + stats.memory_rows.load(relaxed),
+                bytes_read: parquet_bytes + stats.memory_bytes.load(relaxed),
+                files_read: stats.files.load(relaxed),
+            })
         };
         match tokio::time::timeout(self.limits.timeout, run).await {
             Ok(result) => result,

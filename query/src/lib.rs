@@ -15,6 +15,7 @@ pub mod otlp_out;
 pub mod records;
 pub mod table;
 pub mod tempo;
+pub mod traceql;
 pub mod traces;
 
 use std::time::Duration;

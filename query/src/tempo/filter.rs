@@ -1,10 +1,9 @@
-//! The span conditions of a Tempo search, from either of the two ways clients write them:
-//! `tags=` logfmt pairs (Tempo's original search) or the small part of TraceQL that Grafana's
-//! search builder produces, one spanset `{...}` of comparisons joined by `&&`.
+//! The span conditions of Tempo's original `tags=` search, and the small part of TraceQL that
+//! Grafana sends with tag-name and tag-value lookups to narrow them (one spanset `{...}` of
+//! comparisons joined by `&&`).
 //!
-//! This is deliberately not a TraceQL parser: `||`, `!=`, regexes, structural operators,
-//! pipelines, aggregates and every scope but `resource.`, `span.` and `.` are refused with the
-//! column where reading stopped. The TraceQL compiler replaces it.
+//! Searches with a TraceQL `q=` do not come here: [`crate::traceql`] parses and compiles the
+//! whole language. What this parser does not know, the lookups ignore (see `lenient_filter`).
 
 use std::collections::HashSet;
 

@@ -1,9 +1,9 @@
 //! A Tempo-compatible HTTP API under `/tempo`, so Grafana's Tempo data source (URL
 //! `http://HOST:16686/tempo`) searches and opens Spanlake traces unchanged.
 //!
-//! - `/api/search`: `tags=` logfmt or a TraceQL `q=` reduced to one spanset of `&&`-joined
-//!   conditions ([`filter`]), answered as Tempo's `SearchResponse` with each trace's summary and
-//!   matching spans ([`query::search`], [`response`]).
+//! - `/api/search`: a TraceQL `q=` ([`crate::traceql`]) or `tags=` logfmt ([`filter`],
+//!   [`query::search`]), answered as Tempo's `SearchResponse` with each trace's summary and
+//!   spansets ([`response`]).
 //! - `/api/search/tags`, `/api/v2/search/tags`, `/api/search/tag/{name}/values`,
 //!   `/api/v2/search/tag/{name}/values`: attribute names and values of recent spans.
 //! - `/api/traces/{id}`, `/api/v2/traces/{id}`: the trace as OTLP ([`crate::otlp_out`]), in
@@ -35,6 +35,7 @@ use crate::api::params::{param, parse_limit, parse_tags, window};
 use crate::api::tenant;
 use crate::api::traces::{DEFAULT_LOOKBACK, MAX_SEARCH_LIMIT};
 use crate::records::span_records;
+use crate::traceql;
 use crate::traces::{Traces, Window};
 use crate::{Error, otlp_out};
 
@@ -158,18 +159,21 @@ async fn buildinfo() -> Json<BuildInfo> {
     })
 }
 
+/// A search as Tempo's query parameters ask for it: `tags=` (or nothing) or TraceQL `q=`.
+#[derive(Debug)]
+enum Search {
+    Tags(SearchRequest),
+    TraceQl(traceql::search::SearchRequest),
+}
+
 /// The search Tempo's query parameters ask for.
-fn search_request(params: &[(String, String)]) -> crate::Result<SearchRequest> {
-    let filter = match (param(params, "q"), param(params, "tags")) {
-        (Some(_), Some(_)) => {
-            return Err(Error::BadRequest(
-                "can't specify tags and q in the same query".into(),
-            ));
-        }
-        (Some(q), None) => SpanFilter::from_traceql(q)?,
-        (None, Some(tags)) => SpanFilter::from_tags(&parse_tags("tags", tags)?)?,
-        (None, None) => SpanFilter::default(),
-    };
+fn search_request(params: &[(String, String)]) -> crate::Result<Search> {
+    let q = param(params, "q").filter(|q| !q.trim().is_empty());
+    if q.is_some() && param(params, "tags").is_some() {
+        return Err(Error::BadRequest(
+            "can't specify tags and q in the same query".into(),
+        ));
+    }
     let duration = |name| {
         param(params, name)
             .map(|v| {
@@ -193,19 +197,65 @@ fn search_request(params: &[(String, String)]) -> crate::Result<SearchRequest> {
         Some("0") => MAX_SPANS_PER_SET,
         spss => parse_limit("spss", spss, DEFAULT_SPANS_PER_SET, MAX_SPANS_PER_SET)?,
     };
-    Ok(SearchRequest {
+    let window = window_of(params)?;
+    let limit = parse_limit("limit", param(params, "limit"), 20, MAX_SEARCH_LIMIT)?;
+    if let Some(q) = q {
+        let mut request = traceql::search::SearchRequest::parse(q, window, limit, spans_per_set)?;
+        // As in Tempo, minDuration and maxDuration bound the trace's duration.
+        if let Some(stage) = trace_duration_stage(min, max) {
+            request.query.pipeline.stages.push(stage);
+        }
+        return Ok(Search::TraceQl(request));
+    }
+    let filter = match param(params, "tags") {
+        Some(tags) => SpanFilter::from_tags(&parse_tags("tags", tags)?)?,
+        None => SpanFilter::default(),
+    };
+    Ok(Search::Tags(SearchRequest {
         filter: filter.with_durations(min, max),
-        window: window_of(params)?,
-        limit: parse_limit("limit", param(params, "limit"), 20, MAX_SEARCH_LIMIT)?,
+        window,
+        limit,
         spans_per_set,
-    })
+    }))
+}
+
+/// `{ traceDuration >= min && traceDuration <= max }`, for the bounds given.
+fn trace_duration_stage(min: Option<i64>, max: Option<i64>) -> Option<traceql::Stage> {
+    use traceql::{BinaryOp, Field, FieldExpr, Intrinsic, Literal};
+    let bound = |op, nanos| FieldExpr::Binary {
+        op,
+        lhs: Box::new(FieldExpr::Field(Field::Intrinsic(Intrinsic::TraceDuration))),
+        rhs: Box::new(FieldExpr::Literal(Literal::Duration { nanos })),
+    };
+    let conditions: Vec<FieldExpr> = [
+        min.map(|n| bound(BinaryOp::Gte, n)),
+        max.map(|n| bound(BinaryOp::Lte, n)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let expr = conditions.into_iter().reduce(|a, b| FieldExpr::Binary {
+        op: BinaryOp::And,
+        lhs: Box::new(a),
+        rhs: Box::new(b),
+    })?;
+    Some(traceql::Stage::Spanset(traceql::SpansetExpr::Filter(
+        traceql::SpansetFilter { expr: Some(expr) },
+    )))
 }
 
 async fn search(State(traces): State<Traces>, Query(params): Params, headers: HeaderMap) -> Reply {
     let tenant = tenant(&headers)?;
-    let request = search_request(&params)?;
-    let found = query::search(&traces, &tenant, &request).await?;
-    Ok(Json(response::search(found, &request.filter)).into_response())
+    match search_request(&params)? {
+        Search::Tags(request) => {
+            let found = query::search(&traces, &tenant, &request).await?;
+            Ok(Json(response::search(found, &request.filter)).into_response())
+        }
+        Search::TraceQl(request) => {
+            let found = traceql::search::search(&traces, &tenant, &request).await?;
+            Ok(Json(response::traceql_search(found)).into_response())
+        }
+    }
 }
 
 /// The scopes `/api/v2/search/tags?scope=` asks for; event, link and instrumentation
@@ -457,6 +507,9 @@ mod tests {
             ("end", "1700003600"),
         ]))
         .unwrap();
+        let Search::Tags(request) = request else {
+            panic!("tags= is a tag search")
+        };
         assert_eq!(request.limit, 5);
         assert_eq!(request.spans_per_set, 2);
         assert_eq!(
@@ -468,12 +521,29 @@ mod tests {
         );
         assert_eq!(request.filter.conditions.len(), 4);
 
-        let defaults =
-            search_request(&params(&[("q", "{}"), ("start", "0"), ("end", "0")])).unwrap();
+        let Search::TraceQl(defaults) =
+            search_request(&params(&[("q", "{}"), ("start", "0"), ("end", "0")])).unwrap()
+        else {
+            panic!("q= is a TraceQL search")
+        };
         assert_eq!(defaults.limit, 20);
         assert_eq!(defaults.spans_per_set, DEFAULT_SPANS_PER_SET);
-        assert!(defaults.filter.conditions.is_empty());
-        let all = search_request(&params(&[("spss", "0")])).unwrap();
+        assert_eq!(defaults.query.to_string(), "{}");
+        let Search::TraceQl(bounded) = search_request(&params(&[
+            ("q", "{ status = error }"),
+            ("minDuration", "1s"),
+            ("maxDuration", "2s"),
+        ]))
+        .unwrap() else {
+            panic!("q= is a TraceQL search")
+        };
+        assert_eq!(
+            bounded.query.to_string(),
+            "{ status = error } | { traceDuration >= 1s && traceDuration <= 2s }"
+        );
+        let Search::Tags(all) = search_request(&params(&[("spss", "0")])).unwrap() else {
+            panic!("no q= is a tag search")
+        };
         assert_eq!(all.spans_per_set, MAX_SPANS_PER_SET);
 
         for (pairs, expected) in [
@@ -497,8 +567,8 @@ mod tests {
             ),
             (vec![("tags", "novalue")], "tags"),
             (
-                vec![("q", "{} | count() > 2")],
-                "TraceQL is not supported yet",
+                vec![("q", "{ name = }")],
+                "q: parse error at line 1, column 10",
             ),
         ] {
             let message = bad(&pairs);

@@ -224,7 +224,7 @@ fn timestamp(ns: i64) -> ScalarValue {
 }
 
 /// Column `i` as text, whichever string layout the plan produced.
-fn texts(batch: &RecordBatch, i: usize) -> Result<Vec<Option<String>>> {
+pub(crate) fn texts(batch: &RecordBatch, i: usize) -> Result<Vec<Option<String>>> {
     let utf8 = arrow::compute::cast(batch.column(i), &DataType::Utf8)
         .map_err(|e| Error::Internal(format!("column {i} is not text: {e}")))?;
     let strings = utf8.as_string::<i32>();
@@ -233,7 +233,7 @@ fn texts(batch: &RecordBatch, i: usize) -> Result<Vec<Option<String>>> {
         .collect())
 }
 
-fn int64s(batch: &RecordBatch, i: usize) -> Result<Vec<i64>> {
+pub(crate) fn int64s(batch: &RecordBatch, i: usize) -> Result<Vec<i64>> {
     let ints = arrow::compute::cast(batch.column(i), &DataType::Int64)
         .map_err(|e| Error::Internal(format!("column {i} is not a number: {e}")))?;
     Ok(ints.as_primitive::<Int64Type>().values().to_vec())

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use super::filter::{Condition, SpanFilter};
 use super::query::{MatchedSpan, TagValue, TraceMatch};
+use crate::traceql::search::{FoundSpan, Outcome, Value};
+use crate::traces::TraceHit;
 
 /// What Tempo reports as the root service while the root span has not arrived.
 pub const MISSING_ROOT: &str = "<root span not yet received>";
@@ -79,6 +81,9 @@ pub struct TraceSearchMetadata {
 pub struct SpanSet {
     pub spans: Vec<Span>,
     pub matched: u32,
+    /// The `by(...)` values the spanset was grouped by.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<KeyValue>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -92,17 +97,21 @@ pub struct Span {
     pub attributes: Vec<KeyValue>,
 }
 
-/// An OTLP key/value with a string value, as Tempo lists matched attributes.
+/// An OTLP key/value, as Tempo lists matched attributes.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct KeyValue {
     pub key: String,
-    pub value: StringValue,
+    pub value: AnyValue,
 }
 
+/// An OTLP `AnyValue` in protobuf JSON (64-bit integers as strings).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct StringValue {
-    pub string_value: String,
+pub enum AnyValue {
+    StringValue(String),
+    IntValue(String),
+    DoubleValue(f64),
+    BoolValue(bool),
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -117,6 +126,12 @@ pub struct ServiceStats {
 pub struct SearchMetrics {
     /// Traces that matched (before the limit cut the list, at most the limit).
     pub inspected_traces: u32,
+    /// Bytes the search read (TraceQL searches; 64-bit, so a string as in protobuf JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inspected_bytes: Option<String>,
+    /// Span rows the search read after pruning (TraceQL searches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inspected_spans: Option<String>,
     pub completed_jobs: u32,
     pub total_jobs: u32,
 }
@@ -173,9 +188,7 @@ impl From<TagValue> for TypedTagValue {
 fn key_value(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.to_string(),
-        value: StringValue {
-            string_value: value.to_string(),
-        },
+        value: AnyValue::StringValue(value.to_string()),
     }
 }
 
@@ -209,46 +222,108 @@ fn span(span: &MatchedSpan, filter: &SpanFilter) -> Span {
 
 /// The search answer for traces found with `filter`.
 pub fn search(matches: Vec<TraceMatch>, filter: &SpanFilter) -> SearchResponse {
-    let found = saturate(matches.len());
     let traces = matches
         .into_iter()
         .map(|m| {
             let set = SpanSet {
                 spans: m.spans.iter().map(|s| span(s, filter)).collect(),
                 matched: saturate(m.matched),
+                attributes: Vec::new(),
             };
-            TraceSearchMetadata {
-                trace_id: m.hit.trace_id,
-                root_service_name: m.hit.root_service.unwrap_or_else(|| MISSING_ROOT.into()),
-                root_trace_name: m.hit.root_span_name.unwrap_or_default(),
-                start_time_unix_nano: m.hit.start_ns.max(0).to_string(),
-                duration_ms: saturate(m.hit.duration_ns.max(0) / 1_000_000),
-                span_set: Some(set.clone()),
-                span_sets: vec![set],
-                service_stats: m
-                    .hit
-                    .services
-                    .into_iter()
-                    .map(|s| {
-                        (
-                            s.service,
-                            ServiceStats {
-                                span_count: saturate(s.span_count),
-                                error_count: saturate(s.error_count),
-                            },
-                        )
-                    })
-                    .collect(),
-            }
+            metadata(m.hit, vec![set])
         })
         .collect();
+    response(traces)
+}
+
+/// The search answer for traces found by a TraceQL query.
+pub fn traceql_search(outcome: Outcome) -> SearchResponse {
+    let traces = outcome
+        .traces
+        .into_iter()
+        .map(|trace| {
+            let sets = trace
+                .spansets
+                .into_iter()
+                .map(|set| SpanSet {
+                    spans: set.spans.into_iter().map(found_span).collect(),
+                    matched: saturate(set.matched),
+                    attributes: set
+                        .group
+                        .iter()
+                        .map(|(k, v)| key_value(&format!("by({k})"), v))
+                        .collect(),
+                })
+                .collect();
+            metadata(trace.hit, sets)
+        })
+        .collect();
+    let mut response = response(traces);
+    response.metrics.inspected_bytes = Some(outcome.bytes_read.to_string());
+    response.metrics.inspected_spans = Some(outcome.spans_read.to_string());
+    response
+}
+
+fn found_span(span: FoundSpan) -> Span {
+    let mut attributes = vec![key_value("service.name", &span.service)];
+    for (key, value) in span.attributes {
+        if attributes.iter().any(|a| a.key == key) {
+            continue;
+        }
+        attributes.push(KeyValue {
+            key,
+            value: match value {
+                Value::Str(s) => AnyValue::StringValue(s),
+                Value::Int(i) => AnyValue::IntValue(i.to_string()),
+                Value::Double(d) => AnyValue::DoubleValue(d),
+                Value::Bool(b) => AnyValue::BoolValue(b),
+            },
+        });
+    }
+    Span {
+        span_id: span.span_id,
+        name: span.name,
+        start_time_unix_nano: span.start_ns.max(0).to_string(),
+        duration_nanos: span.duration_ns.max(0).to_string(),
+        attributes,
+    }
+}
+
+fn metadata(hit: TraceHit, span_sets: Vec<SpanSet>) -> TraceSearchMetadata {
+    TraceSearchMetadata {
+        trace_id: hit.trace_id,
+        root_service_name: hit.root_service.unwrap_or_else(|| MISSING_ROOT.into()),
+        root_trace_name: hit.root_span_name.unwrap_or_default(),
+        start_time_unix_nano: hit.start_ns.max(0).to_string(),
+        duration_ms: saturate(hit.duration_ns.max(0) / 1_000_000),
+        span_set: span_sets.first().cloned(),
+        span_sets,
+        service_stats: hit
+            .services
+            .into_iter()
+            .map(|s| {
+                (
+                    s.service,
+                    ServiceStats {
+                        span_count: saturate(s.span_count),
+                        error_count: saturate(s.error_count),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+fn response(traces: Vec<TraceSearchMetadata>) -> SearchResponse {
     SearchResponse {
-        traces,
         metrics: SearchMetrics {
-            inspected_traces: found,
+            inspected_traces: saturate(traces.len()),
+            inspected_bytes: None,
+            inspected_spans: None,
             completed_jobs: 1,
             total_jobs: 1,
         },
+        traces,
     }
 }
 
@@ -258,7 +333,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::traces::{ServiceCount, TraceHit};
+    use crate::traces::ServiceCount;
 
     fn hit(root: Option<&str>) -> TraceHit {
         TraceHit {

@@ -1,0 +1,392 @@
+//! Golden tests: the queries of `testdata/search.golden` run against a fixed set of traces
+//! through the real store and DataFusion, compared with the results written under each query.
+//! `SPANLAKE_BLESS=1 cargo test -p spanlake-query golden` rewrites the file with what the
+//! queries return now (review the diff before committing it).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spanlake_storage::batch::{
+    AttrValue, EventFields, LinkFields, SpanBatchBuilder, SpanFields, SpanKind, StatusCode,
+};
+use spanlake_storage::{SegmentSource, SpanSink, Store, StoreConfig, TenantId};
+
+use super::search::{SearchRequest, Value, search};
+use crate::QueryEngine;
+use crate::traces::{Traces, Window};
+
+const T0: i64 = 1_700_000_000_000_000_000;
+const MS: i64 = 1_000_000;
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/traceql/testdata/search.golden"
+);
+
+struct Span {
+    trace: u8,
+    id: u8,
+    parent: Option<u8>,
+    service: &'static str,
+    name: &'static str,
+    kind: SpanKind,
+    start_ms: i64,
+    duration_ms: i64,
+    status: StatusCode,
+    message: &'static str,
+    attributes: Vec<(&'static str, AttrValue<'static>)>,
+    event: Option<(&'static str, &'static str)>,
+    link_to: Option<u8>,
+}
+
+fn span(trace: u8, id: u8, parent: Option<u8>, service: &'static str, name: &'static str) -> Span {
+    Span {
+        trace,
+        id,
+        parent,
+        service,
+        name,
+        kind: SpanKind::Internal,
+        start_ms: 0,
+        duration_ms: 1,
+        status: StatusCode::Unset,
+        message: "",
+        attributes: Vec::new(),
+        event: None,
+        link_to: None,
+    }
+}
+
+impl Span {
+    fn kind(mut self, kind: SpanKind) -> Self {
+        self.kind = kind;
+        self
+    }
+    fn time(mut self, start_ms: i64, duration_ms: i64) -> Self {
+        self.start_ms = start_ms;
+        self.duration_ms = duration_ms;
+        self
+    }
+    fn error(mut self, message: &'static str) -> Self {
+        self.status = StatusCode::Error;
+        self.message = message;
+        self
+    }
+    fn ok(mut self) -> Self {
+        self.status = StatusCode::Ok;
+        self
+    }
+    fn attr(mut self, key: &'static str, value: AttrValue<'static>) -> Self {
+        self.attributes.push((key, value));
+        self
+    }
+}
+
+/// The traces every golden query runs against (described at the top of the golden file).
+fn dataset() -> Vec<Span> {
+    use SpanKind::*;
+    let code = |c| AttrValue::Int(c);
+    vec![
+        // Trace 1: a checkout whose payment fails.
+        span(1, 1, None, "frontend", "GET /checkout")
+            .kind(Server)
+            .time(0, 200)
+            .attr("http.method", AttrValue::Str("GET"))
+            .attr("http.status_code", code(500)),
+        span(1, 2, Some(1), "frontend", "POST checkout")
+            .kind(Client)
+            .time(5, 180),
+        span(1, 3, Some(2), "checkout", "POST /checkout")
+            .kind(Server)
+            .time(10, 170)
+            .error("payment declined")
+            .attr("http.method", AttrValue::Str("POST"))
+            .attr("http.status_code", code(502)),
+        span(1, 4, Some(3), "checkout", "charge")
+            .kind(Client)
+            .time(20, 100),
+        Span {
+            event: Some(("exception", "CardDeclined")),
+            ..span(1, 5, Some(4), "payment", "POST /charge")
+                .kind(Server)
+                .time(25, 90)
+                .error("card declined")
+                .attr("http.status_code", code(402))
+        },
+        span(1, 6, Some(3), "checkout", "SELECT orders")
+            .kind(Client)
+            .time(130, 20)
+            .attr("db.system", AttrValue::Str("postgresql")),
+        // Trace 2: a fast home page.
+        span(2, 7, None, "frontend", "GET /home")
+            .kind(Server)
+            .time(1000, 30)
+            .attr("http.status_code", code(200))
+            .attr("cache.hit", AttrValue::Bool(true)),
+        span(2, 8, Some(7), "frontend", "render")
+            .time(1005, 10)
+            .attr("ratio", AttrValue::Double(0.5)),
+        // Trace 3: the cart, with two cache calls and a link to trace 1.
+        span(3, 9, None, "frontend", "GET /cart")
+            .kind(Server)
+            .time(2000, 120)
+            .ok(),
+        Span {
+            link_to: Some(1),
+            ..span(3, 10, Some(9), "cart", "GET /items")
+                .kind(Server)
+                .time(2010, 50)
+                .attr("http.status_code", code(200))
+                .attr("http.method", AttrValue::Str("GET"))
+        },
+        span(3, 11, Some(10), "cart", "redis GET")
+            .kind(Client)
+            .time(2015, 5)
+            .attr("db.system", AttrValue::Str("redis")),
+        span(3, 12, Some(10), "cart", "redis GET")
+            .kind(Client)
+            .time(2025, 6)
+            .attr("db.system", AttrValue::Str("redis")),
+        // Trace 4: a consumer whose producer was never received.
+        span(4, 13, Some(99), "cart", "consume order")
+            .kind(Consumer)
+            .time(3000, 40)
+            .attr("messaging.system", AttrValue::Str("kafka")),
+    ]
+}
+
+fn batch(spans: &[Span]) -> arrow::array::RecordBatch {
+    let mut b = SpanBatchBuilder::new();
+    for s in spans {
+        let span_id = [s.id; 8];
+        let parent = s.parent.map(|p| [p; 8]);
+        b.begin_span(&SpanFields {
+            trace_id: &[s.trace; 16],
+            span_id: &span_id,
+            parent_span_id: parent.as_ref().map_or(&[], |p| p.as_slice()),
+            trace_state: "",
+            service_name: s.service,
+            name: s.name,
+            kind: s.kind,
+            start_unix_nano: T0 + s.start_ms * MS,
+            end_unix_nano: T0 + (s.start_ms + s.duration_ms) * MS,
+            status_code: s.status,
+            status_message: s.message,
+            scope_name: "golden",
+            scope_version: "1.0",
+            flags: 0,
+            dropped_attributes_count: 0,
+            dropped_events_count: 0,
+            dropped_links_count: 0,
+        });
+        for (k, v) in &s.attributes {
+            b.attributes().push(k, v);
+        }
+        let namespace = if s.service == "frontend" {
+            "web"
+        } else {
+            "shop"
+        };
+        b.resource_attributes()
+            .push("service.name", &AttrValue::Str(s.service));
+        b.resource_attributes()
+            .push("k8s.namespace", &AttrValue::Str(namespace));
+        if let Some((name, kind)) = s.event {
+            b.events().begin_event(&EventFields {
+                time_unix_nano: T0 + (s.start_ms + 1) * MS,
+                name,
+                dropped_attributes_count: 0,
+            });
+            b.events()
+                .attributes()
+                .push("exception.type", &AttrValue::Str(kind));
+            b.events().end_event();
+        }
+        if let Some(trace) = s.link_to {
+            b.links().begin_link(&LinkFields {
+                trace_id: &[trace; 16],
+                span_id: &[trace; 8],
+                trace_state: "",
+                flags: 0,
+                dropped_attributes_count: 0,
+            });
+            b.links().end_link();
+        }
+        b.end_span();
+    }
+    b.finish().unwrap()
+}
+
+/// Traces 1 and 2 in a Parquet file, 3 and 4 in memory (WAL), so both paths are queried.
+async fn traces() -> (Traces, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.flush_interval = Duration::from_secs(3600);
+    let store = Arc::new(Store::open(config).await.unwrap());
+    let tenant = TenantId::default_tenant();
+    let (flushed, fresh): (Vec<Span>, Vec<Span>) =
+        dataset().into_iter().partition(|s| s.trace <= 2);
+    store.append(&tenant, batch(&flushed)).await.unwrap();
+    store.flush().await.unwrap();
+    store.append(&tenant, batch(&fresh)).await.unwrap();
+    let source: Arc<dyn SegmentSource> = store;
+    let engine = QueryEngine::new(source, crate::QueryLimits::default()).unwrap();
+    (Traces::new(Arc::new(engine)), dir)
+}
+
+fn value(v: &Value) -> String {
+    match v {
+        Value::Str(s) => format!("{s:?}"),
+        Value::Int(i) => i.to_string(),
+        Value::Double(d) => d.to_string(),
+        Value::Bool(b) => b.to_string(),
+    }
+}
+
+/// One line per trace: `t<n>: {span, span} {span}` with the spansets' spans in start order,
+/// group values and shown attributes after `by` and `|`.
+async fn run(traces: &Traces, q: &str) -> String {
+    let window = Window {
+        start_ns: T0 - 1000 * MS,
+        end_ns: T0 + 10_000 * MS,
+    };
+    let request = match SearchRequest::parse(q, window, 100, 100) {
+        Ok(r) => r,
+        Err(e) => return format!("error: {e}\n"),
+    };
+    let found = match search(traces, &TenantId::default_tenant(), &request).await {
+        Ok(outcome) => outcome.traces,
+        Err(e) => return format!("error: {e}\n"),
+    };
+    if found.is_empty() {
+        return "(no traces)\n".into();
+    }
+    let mut found = found;
+    found.sort_by(|a, b| a.hit.trace_id.cmp(&b.hit.trace_id));
+    let mut out = String::new();
+    for trace in found {
+        let n = u8::from_str_radix(&trace.hit.trace_id[..2], 16).unwrap();
+        let _ = write!(out, "t{n}:");
+        for set in &trace.spansets {
+            let spans: Vec<String> = set
+                .spans
+                .iter()
+                .map(|s| {
+                    let mut text = s.name.clone();
+                    for (k, v) in &s.attributes {
+                        let _ = write!(text, " {k}={}", value(v));
+                    }
+                    text
+                })
+                .collect();
+            let _ = write!(out, " {{{}}}", spans.join(", "));
+            if !set.group.is_empty() {
+                let groups: Vec<String> =
+                    set.group.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = write!(out, " by {}", groups.join(" "));
+            }
+            if set.matched as usize != set.spans.len() {
+                let _ = write!(out, " matched={}", set.matched);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[tokio::test]
+async fn golden_queries() {
+    let text = std::fs::read_to_string(GOLDEN).unwrap();
+    let (traces, _dir) = traces().await;
+    let mut header = String::new();
+    let mut cases: Vec<(String, String)> = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if cases.is_empty() && (line.starts_with('#') || line.trim().is_empty()) {
+            header.push_str(line);
+            header.push('\n');
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let query = line
+            .strip_prefix("> ")
+            .unwrap_or_else(|| panic!("expected a line `> query`, found {line:?}"))
+            .to_string();
+        let mut expected = String::new();
+        while let Some(next) = lines.peek() {
+            if next.starts_with("> ") || next.trim().is_empty() {
+                break;
+            }
+            expected.push_str(next);
+            expected.push('\n');
+            lines.next();
+        }
+        cases.push((query, expected));
+    }
+    let mut blessed = header;
+    let mut failures = Vec::new();
+    for (query, expected) in &cases {
+        let actual = run(&traces, query).await;
+        if &actual != expected {
+            failures.push(format!("> {query}\nexpected:\n{expected}actual:\n{actual}"));
+        }
+        let _ = write!(blessed, "> {query}\n{actual}\n");
+    }
+    if std::env::var_os("SPANLAKE_BLESS").is_some() {
+        std::fs::write(GOLDEN, blessed).unwrap();
+        return;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} golden queries differ (SPANLAKE_BLESS=1 rewrites the file):\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn long_and_deep_queries_run_or_fail_cleanly() {
+    let (traces, _dir) = traces().await;
+    // Grafana's builder writes long chains of conditions.
+    let chain = (0..300)
+        .map(|i| format!("span.http.status_code != {i}"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let long = run(
+        &traces,
+        &format!("{{ {chain} && name = \"GET /checkout\" }}"),
+    )
+    .await;
+    assert!(long.starts_with("t1: {GET /checkout"), "{long}");
+    // Many spansets joined by && and ||: each side is read once, so the work grows with the
+    // number of spansets.
+    let many = (0..40)
+        .map(|i| format!("{{ span.http.status_code != {i} }}"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let joined = run(&traces, &format!("{many} && {{ name = \"render\" }}")).await;
+    assert_eq!(joined, "t2: {GET /home http.status_code=200, render}\n");
+    // Nested structural operators are bounded.
+    let nested = format!("{}{{}}", "({} >> ".repeat(40)) + &")".repeat(40);
+    let answer = run(&traces, &nested).await;
+    assert!(
+        answer.contains("nests too many spanset operators"),
+        "{answer}"
+    );
+    // Deep nesting is refused with a message, never a crash.
+    for depth in [40, 100, 255, 300] {
+        let q = format!(
+            "{{ {}name = \"render\"{} }}",
+            "!(".repeat(depth),
+            ")".repeat(depth)
+        );
+        let answer = run(&traces, &q).await;
+        assert!(
+            answer.starts_with("t2:") || answer.starts_with("error: "),
+            "depth {depth}: {answer}"
+        );
+    }
+}
