@@ -147,6 +147,89 @@ fn traceql_searches_answer_as_tempo_does() {
     let newest = found(&server, "{}", &[("limit", "2")]);
     assert_eq!(newest["traces"].as_array().unwrap().len(), 2);
 
+    // Metrics: error spans counted per service in one-minute buckets, as Grafana asks.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (start, end) = ((now - 3600).to_string(), (now + 60).to_string());
+    let response = Client::new()
+        .get(server.url("/tempo/api/metrics/query_range"))
+        .query(&[
+            (
+                "q",
+                "{ status = error } | count_over_time() by (resource.service.name)",
+            ),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("step", "60s"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let metrics: Value = response.json().unwrap();
+    let mut totals = std::collections::BTreeMap::new();
+    for series in metrics["series"].as_array().unwrap() {
+        assert_eq!(series["labels"][0]["key"], "resource.service.name");
+        let service = series["labels"][0]["value"]["stringValue"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(series["promLabels"].as_str().unwrap().contains(&service));
+        for sample in series["samples"].as_array().unwrap() {
+            let ms: i64 = sample["timestampMs"].as_str().unwrap().parse().unwrap();
+            assert_eq!(ms % 60_000, 0, "buckets start on the minute");
+            *totals.entry(service.clone()).or_insert(0.0) += sample["value"].as_f64().unwrap();
+        }
+    }
+    // Each failing checkout has two failing spans in each of these services.
+    assert_eq!(
+        totals,
+        std::collections::BTreeMap::from([
+            ("checkout".to_string(), 4.0),
+            ("frontend".to_string(), 4.0),
+            ("payments".to_string(), 4.0),
+        ])
+    );
+
+    // The native API takes the same queries and lists each trace's spansets.
+    let native: Value = Client::new()
+        .get(server.url("/api/search"))
+        .query(&[
+            (
+                "q",
+                r#"{ resource.service.name = "payments" } > { span.db.system = "postgresql" }"#,
+            ),
+            ("lookback", "1h"),
+            ("spss", "5"),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let traces = native["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), sent.len(), "{native}");
+    for trace in traces {
+        assert!(trace["trace_id"].is_string(), "{trace}");
+        let spans = trace["spansets"][0]["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0]["name"], "INSERT charges");
+        assert_eq!(spans[0]["attributes"]["db.system"], "postgresql");
+    }
+    assert!(native["bytes_read"].as_u64().unwrap() > 0);
+    let mixed = Client::new()
+        .get(server.url("/api/search"))
+        .query(&[("q", "{}"), ("service", "cart")])
+        .send()
+        .unwrap();
+    assert_eq!(mixed.status().as_u16(), 400);
+    assert!(
+        mixed
+            .text()
+            .unwrap()
+            .contains("service cannot be combined with q")
+    );
+
     // Parse and type errors are 400s that say where and what.
     let (status, body) = search(&server, r#"{ resource.service.name = }"#, &[]);
     assert_eq!(status, 400);

@@ -37,6 +37,16 @@ fn ok(description: &str, schema: Value) -> Value {
 /// The document.
 pub fn document() -> Value {
     let mut search_params = vec![
+        param(
+            "q",
+            "A TraceQL query, e.g. `{ resource.service.name = \"cart\" } >> { status = error }`; \
+             the answer then lists each trace's `spansets`. Not combined with the field \
+             parameters below.",
+        ),
+        param(
+            "spss",
+            "With `q`: most spans shown per spanset (default 3).",
+        ),
         param("service", "Service name."),
         param("operation", "Span name."),
         param(

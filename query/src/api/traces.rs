@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::params::{param, parse_duration, parse_limit, parse_tags, window};
 use super::tenant;
 use crate::assemble::AssembledTrace;
+use crate::traceql::search::{self as traceql, FoundTrace};
 use crate::traces::{Dependency, Operation, RedPoint, RedQuery, SearchQuery, TraceHit, Traces};
 use crate::{Error, Result};
 
@@ -86,16 +87,62 @@ struct SearchResponse {
     traces: Vec<TraceHit>,
 }
 
+/// A TraceQL search's answer: each trace's summary with its spansets.
+#[derive(Debug, Serialize)]
+struct TraceqlResponse {
+    traces: Vec<FoundTrace>,
+    bytes_read: u64,
+    spans_read: u64,
+}
+
+/// The parameters that narrow a search besides `q`.
+const FIELD_PARAMS: [&str; 9] = [
+    "service",
+    "operation",
+    "kind",
+    "spanKind",
+    "attr",
+    "tags",
+    "minDuration",
+    "maxDuration",
+    "errors",
+];
+
 async fn search(
     State(traces): State<Traces>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Result<Json<SearchResponse>> {
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
     let tenant = tenant(&headers)?;
+    if let Some(q) = param(&params, "q").filter(|q| !q.trim().is_empty()) {
+        if let Some((name, _)) = params
+            .iter()
+            .find(|(k, v)| FIELD_PARAMS.contains(&k.as_str()) && !v.is_empty())
+        {
+            return Err(Error::BadRequest(format!(
+                "{name} cannot be combined with q: write the condition in the TraceQL query"
+            )));
+        }
+        let request = traceql::SearchRequest::parse(
+            q,
+            window_of(&params, DEFAULT_LOOKBACK)?,
+            parse_limit("limit", param(&params, "limit"), 20, MAX_SEARCH_LIMIT)?,
+            parse_limit("spss", param(&params, "spss"), 3, 1000)?,
+        )?;
+        let outcome = traceql::search(&traces, &tenant, &request).await?;
+        return Ok(Json(TraceqlResponse {
+            traces: outcome.traces,
+            bytes_read: outcome.bytes_read,
+            spans_read: outcome.spans_read,
+        })
+        .into_response());
+    }
     let query = search_query(&params)?;
     Ok(Json(SearchResponse {
         traces: traces.search(&tenant, &query).await?,
-    }))
+    })
+    .into_response())
 }
 
 #[derive(Debug, Serialize)]

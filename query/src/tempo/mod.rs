@@ -8,6 +8,8 @@
 //!   `/api/v2/search/tag/{name}/values`: attribute names and values of recent spans.
 //! - `/api/traces/{id}`, `/api/v2/traces/{id}`: the trace as OTLP ([`crate::otlp_out`]), in
 //!   JSON or, when asked with `Accept: application/protobuf` as Grafana does, protobuf.
+//! - `/api/metrics/query_range`: TraceQL metrics (`rate()`, `count_over_time()`,
+//!   `quantile_over_time(...)`, ... `by (...)`) as Tempo's `QueryRangeResponse`.
 //! - `/api/echo`, `/ready`, `/api/status/buildinfo` for health checks and feature detection.
 //!
 //! Times (`start`, `end`) are UNIX seconds as Tempo takes them (other units are read too); the
@@ -76,6 +78,7 @@ pub fn router(traces: Traces) -> Router {
         .route("/api/v2/search/tag/{name}/values", get(tag_values_v2))
         .route("/api/traces/{trace_id}", get(trace))
         .route("/api/v2/traces/{trace_id}", get(trace_v2))
+        .route("/api/metrics/query_range", get(query_range))
         .with_state(traces);
     Router::new().nest("/tempo", api)
 }
@@ -256,6 +259,28 @@ async fn search(State(traces): State<Traces>, Query(params): Params, headers: He
             Ok(Json(response::traceql_search(found)).into_response())
         }
     }
+}
+
+/// `/api/metrics/query_range?q=&start=&end=&step=`: a TraceQL metrics query as time series.
+async fn query_range(
+    State(traces): State<Traces>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Reply {
+    let tenant = tenant(&headers)?;
+    let q = param(params.as_slice(), "q")
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| Error::BadRequest("q: a TraceQL metrics query is required".into()))?;
+    let step_ms = param(params.as_slice(), "step")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            crate::api::params::parse_duration("step", s, std::time::Duration::from_secs(1))
+                .map(|d| d.as_millis().min(i64::MAX as u128) as i64)
+        })
+        .transpose()?;
+    let request = traceql::metrics::RangeRequest::parse(q, window_of(&params)?, step_ms)?;
+    let (series, bytes) = traceql::metrics::query_range(&traces, &tenant, &request).await?;
+    Ok(Json(response::query_range(series, bytes)).into_response())
 }
 
 /// The scopes `/api/v2/search/tags?scope=` asks for; event, link and instrumentation

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::filter::{Condition, SpanFilter};
 use super::query::{MatchedSpan, TagValue, TraceMatch};
+use crate::traceql::metrics::{Label, Series};
 use crate::traceql::search::{FoundSpan, Outcome, Value};
 use crate::traces::TraceHit;
 
@@ -134,6 +135,84 @@ pub struct SearchMetrics {
     pub inspected_spans: Option<String>,
     pub completed_jobs: u32,
     pub total_jobs: u32,
+}
+
+/// `tempopb.QueryRangeResponse`.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct QueryRangeResponse {
+    pub series: Vec<TimeSeries>,
+    pub metrics: RangeMetrics,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeSeries {
+    pub labels: Vec<KeyValue>,
+    pub samples: Vec<Sample>,
+    /// The labels as Prometheus writes them, `{resource.service.name="a"}`.
+    pub prom_labels: String,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    pub timestamp_ms: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RangeMetrics {
+    pub inspected_bytes: String,
+    pub completed_jobs: u32,
+    pub total_jobs: u32,
+}
+
+/// The answer of a metrics query.
+pub fn query_range(series: Vec<Series>, bytes_read: u64) -> QueryRangeResponse {
+    let series = series
+        .into_iter()
+        .map(|s| {
+            let prom: Vec<String> = s
+                .labels
+                .iter()
+                .map(|(k, v)| match v {
+                    Label::Str(v) => format!("{k}={v:?}"),
+                    Label::Float(f) => format!("{k}=\"{f}\""),
+                })
+                .collect();
+            TimeSeries {
+                prom_labels: format!("{{{}}}", prom.join(", ")),
+                labels: s
+                    .labels
+                    .into_iter()
+                    .map(|(key, v)| KeyValue {
+                        key,
+                        value: match v {
+                            Label::Str(s) => AnyValue::StringValue(s),
+                            Label::Float(f) => AnyValue::DoubleValue(f),
+                        },
+                    })
+                    .collect(),
+                samples: s
+                    .samples
+                    .into_iter()
+                    .map(|(t, value)| Sample {
+                        timestamp_ms: t.to_string(),
+                        value,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    QueryRangeResponse {
+        series,
+        metrics: RangeMetrics {
+            inspected_bytes: bytes_read.to_string(),
+            completed_jobs: 1,
+            total_jobs: 1,
+        },
+    }
 }
 
 /// `tempopb.SearchTagsResponse`.

@@ -72,31 +72,151 @@ pub fn compile(query: &Query, window: Window) -> Result<Compiled> {
                 .into(),
         ));
     }
-    let mut c = Compiler::default();
-    let start = c.bind(ScalarValue::TimestampNanosecond(
-        Some(window.start_ns),
-        Some("UTC".into()),
-    ));
-    let end = c.bind(ScalarValue::TimestampNanosecond(
-        Some(window.end_ns),
-        Some("UTC".into()),
-    ));
-    c.window = format!("start_time >= {start} AND start_time < {end}");
+    let mut c = Compiler::new(window);
     let relation = c.pipeline(&query.pipeline, BASE)?;
-    let base = c.base();
-    Ok(Compiled {
-        relation: relation.replace(BASE, &base),
-        params: c.params,
-        outputs: c
-            .outputs
-            .into_iter()
-            .map(|mut o| {
-                o.value = o.value.replace(BASE, &base);
-                o.kind = o.kind.replace(BASE, &base);
-                o
-            })
-            .collect(),
-        group_by: c.group_by,
+    Ok(c.finish(relation))
+}
+
+/// A compiled metrics query: one row per time bucket and series.
+#[derive(Debug, Clone)]
+pub struct CompiledMetrics {
+    /// SQL returning `tql_bucket` (timestamp), the label columns `tql_l0..`, then one value
+    /// column per entry of `values`.
+    pub sql: String,
+    pub params: Vec<ScalarValue>,
+    /// The names of the `by (...)` labels, in column order.
+    pub labels: Vec<String>,
+    /// The value columns: the function's name, and the quantile for `quantile_over_time`.
+    pub values: Vec<(&'static str, Option<f64>)>,
+}
+
+/// Compiles a metrics query (`{ ... } | rate() by (resource.service.name)`) into time buckets
+/// of `step_ms` over `window`.
+pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<CompiledMetrics> {
+    use super::MetricsFunction as F;
+    let Some(metrics) = &query.metrics else {
+        return Err(Error::BadRequest(
+            "q: not a metrics query: end it with a metrics function such as | rate(), \
+             | count_over_time() or | quantile_over_time(duration, .99)"
+                .into(),
+        ));
+    };
+    let mut c = Compiler::new(window);
+    let relation = c.pipeline(&query.pipeline, BASE)?;
+    let mut labels = Vec::new();
+    let mut label_columns = Vec::new();
+    for (i, field) in metrics.by.iter().enumerate() {
+        let value = c.field_expr(&FieldExpr::Field(field.clone()))?;
+        labels.push(field.to_string());
+        label_columns.push(format!("CAST({} AS VARCHAR) AS tql_l{i}", text_of(&value)?));
+    }
+    // The value each span contributes, in seconds for durations as Tempo reports them.
+    let measure = |c: &mut Compiler, field: &Field| -> Result<String> {
+        let expr = FieldExpr::Field(field.clone());
+        let (ty, sql) = numeric(&c.field_expr(&expr)?, &expr)?;
+        Ok(if ty == Ty::Duration {
+            format!("CAST({sql} AS DOUBLE) / 1e9")
+        } else {
+            format!("CAST({sql} AS DOUBLE)")
+        })
+    };
+    let step_s = step_ms as f64 / 1000.0;
+    let (measured, values, aggregates): (
+        Option<String>,
+        Vec<(&'static str, Option<f64>)>,
+        Vec<String>,
+    ) = match &metrics.function {
+        F::Rate => (
+            None,
+            vec![("rate", None)],
+            vec![format!("CAST(count(*) AS DOUBLE) / {step_s:?}")],
+        ),
+        F::CountOverTime => (
+            None,
+            vec![("count_over_time", None)],
+            vec!["CAST(count(*) AS DOUBLE)".into()],
+        ),
+        F::MinOverTime(f) => (
+            Some(measure(&mut c, f)?),
+            vec![("min_over_time", None)],
+            vec!["min(tql_x)".into()],
+        ),
+        F::MaxOverTime(f) => (
+            Some(measure(&mut c, f)?),
+            vec![("max_over_time", None)],
+            vec!["max(tql_x)".into()],
+        ),
+        F::AvgOverTime(f) => (
+            Some(measure(&mut c, f)?),
+            vec![("avg_over_time", None)],
+            vec!["avg(tql_x)".into()],
+        ),
+        F::SumOverTime(f) => (
+            Some(measure(&mut c, f)?),
+            vec![("sum_over_time", None)],
+            vec!["sum(tql_x)".into()],
+        ),
+        F::QuantileOverTime { field, quantiles } => {
+            for q in quantiles {
+                if !(0.0..=1.0).contains(q) {
+                    return Err(Error::BadRequest(format!(
+                        "q: quantile {q} is not between 0 and 1"
+                    )));
+                }
+            }
+            (
+                Some(measure(&mut c, field)?),
+                quantiles
+                    .iter()
+                    .map(|q| ("quantile_over_time", Some(*q)))
+                    .collect(),
+                quantiles
+                    .iter()
+                    .map(|q| format!("approx_percentile_cont({q:?}) WITHIN GROUP (ORDER BY tql_x)"))
+                    .collect(),
+            )
+        }
+        F::HistogramOverTime(_) => {
+            return Err(Error::BadRequest(
+                "q: histogram_over_time() is not supported yet; use quantile_over_time()".into(),
+            ));
+        }
+    };
+    let compiled = c.finish(relation);
+    let mut inner = vec![format!(
+        "date_bin(INTERVAL '{step_ms} milliseconds', start_time, \
+         TIMESTAMP '1970-01-01T00:00:00Z') AS tql_bucket"
+    )];
+    inner.extend(label_columns);
+    if let Some(measured) = measured {
+        inner.push(format!("{measured} AS tql_x"));
+    }
+    let keys: Vec<String> = std::iter::once("tql_bucket".to_string())
+        .chain((0..labels.len()).map(|i| format!("tql_l{i}")))
+        .collect();
+    let outer: Vec<String> = keys
+        .iter()
+        .cloned()
+        .chain(
+            aggregates
+                .iter()
+                .enumerate()
+                .map(|(i, a)| format!("{a} AS tql_v{i}")),
+        )
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM (SELECT {} FROM {} tql_m) tql_b GROUP BY {} ORDER BY {}",
+        outer.join(", "),
+        inner.join(", "),
+        compiled.relation,
+        keys.join(", "),
+        keys.join(", ")
+    );
+    Ok(CompiledMetrics {
+        sql,
+        params: compiled.params,
+        labels,
+        values,
     })
 }
 
@@ -191,6 +311,39 @@ enum Operand {
 }
 
 impl Compiler {
+    fn new(window: Window) -> Self {
+        let mut c = Compiler::default();
+        let start = c.bind(ScalarValue::TimestampNanosecond(
+            Some(window.start_ns),
+            Some("UTC".into()),
+        ));
+        let end = c.bind(ScalarValue::TimestampNanosecond(
+            Some(window.end_ns),
+            Some("UTC".into()),
+        ));
+        c.window = format!("start_time >= {start} AND start_time < {end}");
+        c
+    }
+
+    /// The compiled relation with the base relation written in.
+    fn finish(self, relation: String) -> Compiled {
+        let base = self.base();
+        Compiled {
+            relation: relation.replace(BASE, &base),
+            params: self.params,
+            outputs: self
+                .outputs
+                .into_iter()
+                .map(|mut o| {
+                    o.value = o.value.replace(BASE, &base);
+                    o.kind = o.kind.replace(BASE, &base);
+                    o
+                })
+                .collect(),
+            group_by: self.group_by,
+        }
+    }
+
     fn bind(&mut self, value: ScalarValue) -> String {
         self.params.push(value);
         format!("${}", self.params.len())

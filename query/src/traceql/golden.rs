@@ -390,3 +390,93 @@ async fn long_and_deep_queries_run_or_fail_cleanly() {
         );
     }
 }
+
+#[tokio::test]
+async fn metrics_queries_bucket_the_spans() {
+    use super::metrics::{Label, RangeRequest, Series, query_range};
+    let (traces, _dir) = traces().await;
+    let window = Window {
+        start_ns: T0,
+        end_ns: T0 + 10_000 * MS,
+    };
+    let run = |q: &'static str| {
+        let traces = traces.clone();
+        async move {
+            let request = RangeRequest::parse(q, window, Some(1000)).unwrap();
+            query_range(&traces, &TenantId::default_tenant(), &request)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let t = |s: i64| T0 / 1_000_000 + s * 1000;
+    let by_label = |series: &[Series]| -> Vec<(String, Vec<(i64, f64)>)> {
+        series
+            .iter()
+            .map(|s| {
+                let Label::Str(v) = &s.labels[0].1 else {
+                    panic!("a string label")
+                };
+                (v.clone(), s.samples.clone())
+            })
+            .collect()
+    };
+
+    let counts = run("{ } | count_over_time() by (resource.service.name)").await;
+    assert_eq!(counts[0].labels[0].0, "resource.service.name");
+    assert_eq!(
+        by_label(&counts),
+        [
+            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 1.0)]),
+            ("checkout".to_string(), vec![(t(0), 3.0)]),
+            (
+                "frontend".to_string(),
+                vec![(t(0), 2.0), (t(1), 2.0), (t(2), 1.0)]
+            ),
+            ("payment".to_string(), vec![(t(0), 1.0)]),
+        ]
+    );
+
+    let top = run("{ } | count_over_time() by (resource.service.name) | topk(1)").await;
+    assert_eq!(
+        by_label(&top),
+        [
+            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 1.0)]),
+            ("checkout".to_string(), vec![(t(0), 3.0)]),
+            ("frontend".to_string(), vec![(t(1), 2.0)]),
+        ]
+    );
+
+    let rate = run("{ status = error } | rate()").await;
+    assert_eq!(rate.len(), 1);
+    assert_eq!(
+        rate[0].labels,
+        [("__name__".to_string(), Label::Str("rate".into()))]
+    );
+    assert_eq!(rate[0].samples, [(t(0), 2.0)]);
+
+    let p = run("{ kind = server } | quantile_over_time(duration, .5, 1)").await;
+    assert_eq!(p.len(), 2);
+    assert_eq!(
+        p[0].labels,
+        [
+            (
+                "__name__".to_string(),
+                Label::Str("quantile_over_time".into())
+            ),
+            ("p".to_string(), Label::Float(0.5))
+        ]
+    );
+    let (at, median) = p[0].samples[0];
+    assert_eq!(at, t(0));
+    assert!(
+        (median - 0.17).abs() < 0.02,
+        "median of 0.2, 0.17, 0.09 s: {median}"
+    );
+    assert_eq!(p[1].samples[0], (t(0), 0.2), "the maximum, in seconds");
+
+    let bad = RangeRequest::parse("{ } | rate()", window, Some(0));
+    assert!(bad.is_err());
+    let too_many = RangeRequest::parse("{ } | rate()", window, Some(0)).unwrap_err();
+    assert!(too_many.to_string().contains("step"), "{too_many}");
+}

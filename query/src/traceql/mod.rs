@@ -53,6 +53,7 @@ mod compile;
 #[cfg(test)]
 mod golden;
 mod lexer;
+pub mod metrics;
 mod parser;
 mod print;
 pub mod search;
@@ -66,7 +67,7 @@ pub use ast::{
     ScalarFilter, SecondStage, SpanKind, SpansetExpr, SpansetFilter, SpansetOp, Stage, Status,
     UnaryOp,
 };
-pub use compile::{Compiled, Output, compile};
+pub use compile::{Compiled, CompiledMetrics, Output, compile, compile_metrics};
 pub use parser::{MAX_NESTING, MAX_TREE_DEPTH, ParseError};
 
 /// Parses a TraceQL query.

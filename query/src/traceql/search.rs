@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, TimestampNanosecondType};
 use datafusion::common::ScalarValue;
+use serde::Serialize;
 use spanlake_storage::TenantId;
 
 use super::compile::{Compiled, compile};
@@ -39,7 +40,8 @@ impl SearchRequest {
 }
 
 /// A value shown on a matching span, typed as stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum Value {
     Str(String),
     Int(i64),
@@ -48,7 +50,7 @@ pub enum Value {
 }
 
 /// A span of a spanset.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FoundSpan {
     pub span_id: String,
     pub name: String,
@@ -56,13 +58,15 @@ pub struct FoundSpan {
     pub start_ns: i64,
     pub duration_ns: i64,
     /// The fields the query compared or selected that the span has.
+    #[serde(serialize_with = "as_map")]
     pub attributes: Vec<(String, Value)>,
 }
 
 /// The spans of one trace that the query kept together.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FoundSpanset {
     /// `by(...)` fields and their values.
+    #[serde(serialize_with = "as_map")]
     pub group: Vec<(String, String)>,
     /// In start order, at most [`SearchRequest::spans_per_set`].
     pub spans: Vec<FoundSpan>,
@@ -71,10 +75,19 @@ pub struct FoundSpanset {
 }
 
 /// A trace found by a TraceQL search.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FoundTrace {
+    #[serde(flatten)]
     pub hit: TraceHit,
     pub spansets: Vec<FoundSpanset>,
+}
+
+/// Pairs as a JSON object, in their order.
+fn as_map<S: serde::Serializer, V: Serialize>(
+    pairs: &[(String, V)],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
 /// What a search found and what it read.

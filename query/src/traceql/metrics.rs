@@ -1,0 +1,169 @@
+//! TraceQL metrics over a time range: `{ ... } | rate() by (resource.service.name)`,
+//! `count_over_time()`, `min/max/avg/sum_over_time(field)` and
+//! `quantile_over_time(duration, .5, .99)`, computed by DataFusion in time buckets, with an
+//! optional `| topk(n)` or `| bottomk(n)`.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampNanosecondType};
+use spanlake_storage::TenantId;
+
+use super::{Query, SecondStage, compile_metrics, parse};
+use crate::tempo::query::texts;
+use crate::traces::{Traces, Window};
+use crate::{Error, Result};
+
+/// Most buckets one series may have, as Prometheus allows.
+pub const MAX_POINTS: i64 = 11_000;
+
+/// A metrics query over a time range.
+#[derive(Debug, Clone)]
+pub struct RangeRequest {
+    pub query: Query,
+    pub window: Window,
+    /// Bucket width in milliseconds.
+    pub step_ms: i64,
+}
+
+impl RangeRequest {
+    /// Parses `q` and checks the step: at least 1 ms, at most [`MAX_POINTS`] buckets.
+    pub fn parse(q: &str, window: Window, step_ms: Option<i64>) -> Result<Self> {
+        let query = parse(q).map_err(|e| Error::BadRequest(format!("q: {e}")))?;
+        let range_ms = (window.end_ns.saturating_sub(window.start_ns) / 1_000_000).max(1);
+        // Tempo's default: about a hundred points over the range.
+        let step_ms = step_ms.unwrap_or((range_ms / 100).max(1_000));
+        if step_ms < 1 {
+            return Err(Error::BadRequest("step must be at least 1ms".into()));
+        }
+        if range_ms / step_ms > MAX_POINTS {
+            return Err(Error::BadRequest(format!(
+                "step {step_ms}ms gives more than {MAX_POINTS} points over the range; use a \
+                 larger step"
+            )));
+        }
+        Ok(Self {
+            query,
+            window,
+            step_ms,
+        })
+    }
+}
+
+/// One time series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// `by (...)` labels and their values (`nil` when a span lacked the field); `__name__`
+    /// names the function when there are none; `p` is the quantile.
+    pub labels: Vec<(String, Label)>,
+    /// `(bucket start in UNIX milliseconds, value)`, in time order.
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// A label value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Label {
+    Str(String),
+    Float(f64),
+}
+
+/// Runs a metrics query.
+pub async fn query_range(
+    traces: &Traces,
+    tenant: &TenantId,
+    request: &RangeRequest,
+) -> Result<(Vec<Series>, u64)> {
+    let compiled = compile_metrics(&request.query, request.window, request.step_ms)?;
+    let output = traces
+        .engine()
+        .query_measured(tenant, &compiled.sql, compiled.params.clone())
+        .await?;
+    // Series keyed by their label values, then by value column.
+    let mut series: BTreeMap<(Vec<Option<String>>, usize), Vec<(i64, f64)>> = BTreeMap::new();
+    for batch in &output.batches {
+        let buckets = arrow::compute::cast(
+            batch.column(0),
+            &DataType::Timestamp(TimeUnit::Nanosecond, None),
+        )
+        .map_err(|e| Error::Internal(format!("bucket: {e}")))?;
+        let buckets = buckets.as_primitive::<TimestampNanosecondType>();
+        let labels: Vec<Vec<Option<String>>> = (0..compiled.labels.len())
+            .map(|i| texts(batch, 1 + i))
+            .collect::<Result<_>>()?;
+        for v in 0..compiled.values.len() {
+            let column = arrow::compute::cast(
+                batch.column(1 + compiled.labels.len() + v),
+                &DataType::Float64,
+            )
+            .map_err(|e| Error::Internal(format!("value: {e}")))?;
+            let values = column.as_primitive::<Float64Type>();
+            for row in 0..batch.num_rows() {
+                if values.is_null(row) || buckets.is_null(row) {
+                    continue;
+                }
+                let key: Vec<Option<String>> = labels.iter().map(|l| l[row].clone()).collect();
+                series
+                    .entry((key, v))
+                    .or_default()
+                    .push((buckets.value(row) / 1_000_000, values.value(row)));
+            }
+        }
+    }
+    let mut out: Vec<Series> = series
+        .into_iter()
+        .map(|((key, v), mut samples)| {
+            samples.sort_by_key(|s| s.0);
+            let (name, quantile) = compiled.values[v];
+            let mut labels: Vec<(String, Label)> = compiled
+                .labels
+                .iter()
+                .cloned()
+                .zip(
+                    key.into_iter()
+                        .map(|l| Label::Str(l.unwrap_or_else(|| "nil".into()))),
+                )
+                .collect();
+            if labels.is_empty() {
+                labels.push(("__name__".into(), Label::Str(name.into())));
+            }
+            if let Some(q) = quantile {
+                labels.push(("p".into(), Label::Float(q)));
+            }
+            Series { labels, samples }
+        })
+        .collect();
+    if let Some(stage) = request.query.metrics.as_ref().and_then(|m| m.second_stage) {
+        out = rank(out, stage);
+    }
+    Ok((out, output.bytes_read))
+}
+
+/// `topk(n)` / `bottomk(n)`: at each timestamp, only the `n` largest (smallest) values are
+/// kept; series left without samples are dropped.
+fn rank(mut series: Vec<Series>, stage: SecondStage) -> Vec<Series> {
+    let (n, top) = match stage {
+        SecondStage::TopK(n) => (n as usize, true),
+        SecondStage::BottomK(n) => (n as usize, false),
+    };
+    let mut at: BTreeMap<i64, Vec<(f64, usize)>> = BTreeMap::new();
+    for (i, s) in series.iter().enumerate() {
+        for &(t, v) in &s.samples {
+            at.entry(t).or_default().push((v, i));
+        }
+    }
+    let mut keep: Vec<std::collections::HashSet<i64>> = vec![Default::default(); series.len()];
+    for (t, mut values) in at {
+        values.sort_by(|a, b| {
+            let order = a.0.total_cmp(&b.0);
+            if top { order.reverse() } else { order }
+        });
+        for &(_, i) in values.iter().take(n) {
+            keep[i].insert(t);
+        }
+    }
+    for (s, keep) in series.iter_mut().zip(&keep) {
+        s.samples.retain(|(t, _)| keep.contains(t));
+    }
+    series.retain(|s| !s.samples.is_empty());
+    series
+}
