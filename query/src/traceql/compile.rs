@@ -87,8 +87,11 @@ pub struct CompiledMetrics {
     /// The names of the `by (...)` labels, in column order.
     pub labels: Vec<String>,
     /// The value columns: the function's name, and the quantile for `quantile_over_time`.
-    pub values: Vec<(&'static str, Option<f64>)>,
+    pub values: Vec<ValueColumn>,
 }
+
+/// A metrics value column: the function's name and, for `quantile_over_time`, the quantile.
+pub type ValueColumn = (&'static str, Option<f64>);
 
 /// Compiles a metrics query (`{ ... } | rate() by (resource.service.name)`) into time buckets
 /// of `step_ms` over `window`.
@@ -121,67 +124,67 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
         })
     };
     let step_s = step_ms as f64 / 1000.0;
-    let (measured, values, aggregates): (
-        Option<String>,
-        Vec<(&'static str, Option<f64>)>,
-        Vec<String>,
-    ) = match &metrics.function {
-        F::Rate => (
-            None,
-            vec![("rate", None)],
-            vec![format!("CAST(count(*) AS DOUBLE) / {step_s:?}")],
-        ),
-        F::CountOverTime => (
-            None,
-            vec![("count_over_time", None)],
-            vec!["CAST(count(*) AS DOUBLE)".into()],
-        ),
-        F::MinOverTime(f) => (
-            Some(measure(&mut c, f)?),
-            vec![("min_over_time", None)],
-            vec!["min(tql_x)".into()],
-        ),
-        F::MaxOverTime(f) => (
-            Some(measure(&mut c, f)?),
-            vec![("max_over_time", None)],
-            vec!["max(tql_x)".into()],
-        ),
-        F::AvgOverTime(f) => (
-            Some(measure(&mut c, f)?),
-            vec![("avg_over_time", None)],
-            vec!["avg(tql_x)".into()],
-        ),
-        F::SumOverTime(f) => (
-            Some(measure(&mut c, f)?),
-            vec![("sum_over_time", None)],
-            vec!["sum(tql_x)".into()],
-        ),
-        F::QuantileOverTime { field, quantiles } => {
-            for q in quantiles {
-                if !(0.0..=1.0).contains(q) {
-                    return Err(Error::BadRequest(format!(
-                        "q: quantile {q} is not between 0 and 1"
-                    )));
+    let (measured, values, aggregates): (Option<String>, Vec<ValueColumn>, Vec<String>) =
+        match &metrics.function {
+            F::Rate => (
+                None,
+                vec![("rate", None)],
+                vec![format!("CAST(count(*) AS DOUBLE) / {step_s:?}")],
+            ),
+            F::CountOverTime => (
+                None,
+                vec![("count_over_time", None)],
+                vec!["CAST(count(*) AS DOUBLE)".into()],
+            ),
+            F::MinOverTime(f) => (
+                Some(measure(&mut c, f)?),
+                vec![("min_over_time", None)],
+                vec!["min(tql_x)".into()],
+            ),
+            F::MaxOverTime(f) => (
+                Some(measure(&mut c, f)?),
+                vec![("max_over_time", None)],
+                vec!["max(tql_x)".into()],
+            ),
+            F::AvgOverTime(f) => (
+                Some(measure(&mut c, f)?),
+                vec![("avg_over_time", None)],
+                vec!["avg(tql_x)".into()],
+            ),
+            F::SumOverTime(f) => (
+                Some(measure(&mut c, f)?),
+                vec![("sum_over_time", None)],
+                vec!["sum(tql_x)".into()],
+            ),
+            F::QuantileOverTime { field, quantiles } => {
+                for q in quantiles {
+                    if !(0.0..=1.0).contains(q) {
+                        return Err(Error::BadRequest(format!(
+                            "q: quantile {q} is not between 0 and 1"
+                        )));
+                    }
                 }
+                (
+                    Some(measure(&mut c, field)?),
+                    quantiles
+                        .iter()
+                        .map(|q| ("quantile_over_time", Some(*q)))
+                        .collect(),
+                    quantiles
+                        .iter()
+                        .map(|q| {
+                            format!("approx_percentile_cont({q:?}) WITHIN GROUP (ORDER BY tql_x)")
+                        })
+                        .collect(),
+                )
             }
-            (
-                Some(measure(&mut c, field)?),
-                quantiles
-                    .iter()
-                    .map(|q| ("quantile_over_time", Some(*q)))
-                    .collect(),
-                quantiles
-                    .iter()
-                    .map(|q| format!("approx_percentile_cont({q:?}) WITHIN GROUP (ORDER BY tql_x)"))
-                    .collect(),
-            )
-        }
-        F::HistogramOverTime(_) => {
-            return Err(Error::BadRequest(
-                "q: histogram_over_time() is not supported yet; use quantile_over_time()".into(),
-            ));
-        }
-    };
+            F::HistogramOverTime(_) => {
+                return Err(Error::BadRequest(
+                    "q: histogram_over_time() is not supported yet; use quantile_over_time()"
+                        .into(),
+                ));
+            }
+        };
     let compiled = c.finish(relation);
     let mut inner = vec![format!(
         "date_bin(INTERVAL '{step_ms} milliseconds', start_time, \

@@ -67,6 +67,9 @@ pub enum Label {
     Float(f64),
 }
 
+/// A series' label values and value column.
+type SeriesKey = (Vec<Option<String>>, usize);
+
 /// Runs a metrics query.
 pub async fn query_range(
     traces: &Traces,
@@ -79,7 +82,7 @@ pub async fn query_range(
         .query_measured(tenant, &compiled.sql, compiled.params.clone())
         .await?;
     // Series keyed by their label values, then by value column.
-    let mut series: BTreeMap<(Vec<Option<String>>, usize), Vec<(i64, f64)>> = BTreeMap::new();
+    let mut series: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
     for batch in &output.batches {
         let buckets = arrow::compute::cast(
             batch.column(0),
