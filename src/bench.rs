@@ -167,7 +167,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
                             return;
                         };
                         receiver
-                            .export(TenantId::default_tenant(), move || {
+                            .export("bench", TenantId::default_tenant(), move || {
                                 ExportTraceServiceRequest::decode(&body[..]).map_err(|e| {
                                     spanlake_collector::Error::Decode {
                                         format: "protobuf",

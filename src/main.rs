@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod serve;
+mod telemetry;
 mod workload;
 
 use clap::Parser;

@@ -61,6 +61,7 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let telemetry = crate::telemetry::Telemetry::install()?;
     let health = Health {
         ready: Arc::new(AtomicBool::new(false)),
     };
@@ -76,6 +77,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(health.clone())
+        .merge(
+            Router::new()
+                .route("/metrics", get(crate::telemetry::render))
+                .with_state(telemetry.clone()),
+        )
         .fallback(move |request: axum::extract::Request| {
             let app = app_for_fallback.get().cloned();
             async move {
@@ -116,9 +122,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_rows: args.query_max_rows,
         },
     )?);
-    let _ = app.set(spanlake_query::api::router(Arc::clone(&engine)).merge(
-        spanlake_ui::server::router(spanlake_query::traces::Traces::new(Arc::clone(&engine))),
-    ));
+    telemetry.watch_store(store.clone());
+    let _ = app.set(
+        spanlake_query::api::router(Arc::clone(&engine))
+            .merge(spanlake_ui::server::router(
+                spanlake_query::traces::Traces::new(Arc::clone(&engine)),
+            ))
+            .route_layer(axum::middleware::from_fn(crate::telemetry::track)),
+    );
 
     let sink: Arc<dyn SpanSink> = Arc::new(store.clone());
     let receiver = Receiver::new(sink);

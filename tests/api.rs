@@ -305,3 +305,106 @@ fn health_and_readiness() {
         200
     );
 }
+
+/// The value of the sample of `name` whose labels contain every one of `labels`.
+fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            return None;
+        }
+        if !labels.iter().all(|l| rest.contains(l)) {
+            return None;
+        }
+        rest.rsplit(' ').next()?.parse().ok()
+    })
+}
+
+#[test]
+fn metrics_count_what_came_in_and_what_was_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let client = Client::new();
+    let url = server.otlp_http_url();
+    let mut body = otlp_json(
+        "5b8efff798038103d269b633813fc60c",
+        &[("eee19b7ec3c1b174", "a"), ("eee19b7ec3c1b175", "b")],
+    );
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"traceId": "00000000000000000000000000000000", "spanId": "eee19b7ec3c1b176", "name": "zero"}));
+    let ok = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let refused = client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 415);
+    assert_eq!(server.count("spans"), 2);
+
+    let response = client.get(server.url("/metrics")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let metrics = response.text().unwrap();
+    let get = |name: &str, labels: &[&str]| {
+        sample(&metrics, name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{metrics}"))
+    };
+    let http = r#"protocol="http""#;
+    assert_eq!(
+        get("spanlake_otlp_requests_total", &[http, r#"outcome="ok""#]),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "spanlake_otlp_requests_total",
+            &[http, r#"outcome="content_type""#]
+        ),
+        1.0
+    );
+    assert_eq!(get("spanlake_otlp_spans_accepted_total", &[http]), 2.0);
+    assert_eq!(
+        get(
+            "spanlake_otlp_spans_rejected_total",
+            &[http, r#"reason="invalid_span""#]
+        ),
+        1.0
+    );
+    assert!(get("spanlake_otlp_received_bytes_total", &[http]) > 100.0);
+    assert_eq!(
+        get("spanlake_otlp_export_duration_seconds_count", &[http]),
+        2.0
+    );
+    assert!(get("spanlake_wal_fsync_duration_seconds_count", &[]) >= 1.0);
+    assert!(get("spanlake_wal_written_bytes_total", &[]) > 0.0);
+    assert!(get("spanlake_buffered_bytes", &[]) > 0.0);
+    assert_eq!(get("spanlake_storage_files", &[]), 0.0);
+    assert!(get("process_resident_memory_bytes", &[]) > 1e6);
+    // The SQL query that counted the spans, by route and status.
+    assert_eq!(
+        get(
+            "spanlake_http_requests_total",
+            &[r#"route="/api/sql""#, r#"status="200""#]
+        ),
+        1.0
+    );
+    assert!(metrics.contains("# HELP spanlake_otlp_export_duration_seconds"));
+    assert!(
+        metrics.contains(
+            r#"spanlake_otlp_export_duration_seconds_bucket{protocol="http",le="0.005"}"#
+        )
+    );
+}

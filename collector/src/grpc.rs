@@ -7,7 +7,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tonic::codec::CompressionEncoding;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{Error, Receiver, TENANT_HEADER, tenant_from_header};
 
@@ -17,8 +18,14 @@ impl From<Error> for Status {
         match e {
             Error::Decode { .. } | Error::InvalidTenant(_) => Status::invalid_argument(message),
             Error::TooLarge { .. } => Status::resource_exhausted(message),
-            // UNAVAILABLE is the code OTLP clients retry with backoff.
-            Error::Overloaded { .. } | Error::ShuttingDown => Status::unavailable(message),
+            // UNAVAILABLE is the code OTLP clients retry; RetryInfo tells them when, as the
+            // OTLP specification asks of a server that wants a client to slow down.
+            Error::Overloaded { retry_after } => Status::with_error_details(
+                Code::Unavailable,
+                message,
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
+            Error::ShuttingDown => Status::unavailable(message),
             Error::UnsupportedContentType(_) | Error::UnsupportedEncoding(_) => {
                 Status::invalid_argument(message)
             }
@@ -37,11 +44,17 @@ impl TraceService for TraceGrpc {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let tenant =
-            tenant_from_header(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))?;
-        let body = request.into_inner();
-        let response = self.receiver.export(tenant, move || Ok(body)).await?;
-        Ok(Response::new(response))
+        let started = std::time::Instant::now();
+        let bytes = prost::Message::encoded_len(request.get_ref());
+        let result = async {
+            let tenant =
+                tenant_from_header(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))?;
+            let body = request.into_inner();
+            self.receiver.export("grpc", tenant, move || Ok(body)).await
+        }
+        .await;
+        crate::observe_request("grpc", started, bytes, result.as_ref().err());
+        Ok(Response::new(result?))
     }
 }
 
@@ -55,4 +68,22 @@ pub fn service(
         .accept_compressed(CompressionEncoding::Zstd)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_message_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn overload_tells_the_client_when_to_retry() {
+        let status = Status::from(Error::Overloaded {
+            retry_after: Duration::from_secs(2),
+        });
+        assert_eq!(status.code(), Code::Unavailable);
+        let retry = status.get_details_retry_info().expect("RetryInfo detail");
+        assert_eq!(retry.retry_delay, Some(Duration::from_secs(2)));
+        assert_eq!(Status::from(Error::ShuttingDown).code(), Code::Unavailable);
+    }
 }

@@ -141,10 +141,15 @@ fn decode_body(format: Format, body: &[u8]) -> Result<ExportTraceServiceRequest>
 }
 
 async fn export(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = std::time::Instant::now();
+    let bytes = body.len();
     // Errors before the format is known are answered in protobuf, the OTLP/HTTP default.
     let format = match format_of(&headers) {
         Ok(f) => f,
-        Err(e) => return error_response(Format::Protobuf, e),
+        Err(e) => {
+            crate::observe_request("http", started, bytes, Some(&e));
+            return error_response(Format::Protobuf, e);
+        }
     };
     let result = async {
         let tenant = tenant_from_header(headers.get(TENANT_HEADER).map(HeaderValue::as_bytes))?;
@@ -157,13 +162,14 @@ async fn export(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         let limits = state.limits;
         state
             .receiver
-            .export(tenant, move || {
+            .export("http", tenant, move || {
                 let body = decompress(&headers, body, limits)?;
                 decode_body(format, &body)
             })
             .await
     }
     .await;
+    crate::observe_request("http", started, bytes, result.as_ref().err());
     match result {
         Ok(response) => success_response(format, &response),
         Err(e) => error_response(format, e),

@@ -49,6 +49,39 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// A short name of why a request was refused, for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Decode { .. } => "malformed",
+            Self::UnsupportedContentType(_) => "content_type",
+            Self::UnsupportedEncoding(_) => "content_encoding",
+            Self::TooLarge { .. } => "too_large",
+            Self::InvalidTenant(_) => "invalid_tenant",
+            Self::Overloaded { .. } => "overloaded",
+            Self::ShuttingDown => "shutting_down",
+            Self::Storage(_) => "storage",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Records one export request in the process metrics: its outcome, size and latency.
+pub fn observe_request(
+    protocol: &'static str,
+    started: std::time::Instant,
+    bytes: usize,
+    error: Option<&Error>,
+) {
+    let outcome = error.map_or("ok", Error::reason);
+    metrics::counter!("spanlake_otlp_requests_total", "protocol" => protocol, "outcome" => outcome)
+        .increment(1);
+    metrics::counter!("spanlake_otlp_received_bytes_total", "protocol" => protocol)
+        .increment(bytes as u64);
+    metrics::histogram!("spanlake_otlp_export_duration_seconds", "protocol" => protocol)
+        .record(started.elapsed().as_secs_f64());
+}
+
 impl From<spanlake_storage::Error> for Error {
     fn from(e: spanlake_storage::Error) -> Self {
         match e {
@@ -93,6 +126,7 @@ impl Receiver {
     /// durable. `decode_body` runs on a blocking thread with the decoding of the spans.
     pub async fn export<F>(
         &self,
+        protocol: &'static str,
         tenant: TenantId,
         decode_body: F,
     ) -> Result<ExportTraceServiceResponse>
@@ -106,10 +140,19 @@ impl Receiver {
         .await
         .map_err(|e| Error::Internal(format!("decode task: {e}")))??;
         let message = decoded.message();
+        let accepted = decoded.batch.num_rows() as u64;
         if decoded.rejected > 0 {
+            metrics::counter!(
+                "spanlake_otlp_spans_rejected_total",
+                "protocol" => protocol,
+                "reason" => "invalid_span"
+            )
+            .increment(decoded.rejected as u64);
             tracing::debug!(tenant = %tenant, rejected = decoded.rejected, %message, "rejected spans");
         }
         self.sink.append(&tenant, decoded.batch).await?;
+        metrics::counter!("spanlake_otlp_spans_accepted_total", "protocol" => protocol)
+            .increment(accepted);
         let partial_success = (decoded.rejected > 0).then_some(ExportTracePartialSuccess {
             rejected_spans: decoded.rejected as i64,
             error_message: message,

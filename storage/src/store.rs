@@ -255,6 +255,16 @@ impl Store {
         &self.inner.node_id
     }
 
+    /// Parquet files and their bytes, over all tenants.
+    pub fn disk_usage(&self) -> (usize, u64) {
+        let state = self.inner.state.read();
+        state
+            .tenants
+            .values()
+            .flat_map(|t| &t.files)
+            .fold((0, 0), |(n, bytes), f| (n + 1, bytes + f.meta.size))
+    }
+
     /// Bytes of spans waiting in memory.
     pub fn buffered_bytes(&self) -> usize {
         self.inner.state.read().buffered_bytes
@@ -264,6 +274,7 @@ impl Store {
     pub async fn flush(&self) -> Result<FlushStats> {
         let inner = &self.inner;
         let _guard = inner.flush_lock.lock().await;
+        let started = std::time::Instant::now();
         if inner
             .state
             .read()
@@ -310,6 +321,7 @@ impl Store {
                 }
                 Err(e) => {
                     all_ok = false;
+                    metrics::counter!("spanlake_flush_failures_total").increment(1);
                     tracing::error!(tenant = %tenant, error = %e, "writing parquet file failed");
                     let mut state = inner.state.write();
                     if let Some(t) = state.tenants.get_mut(&tenant) {
@@ -324,6 +336,10 @@ impl Store {
             stats.wal_segments_removed = wal::remove_through(&inner.wal_dir, sealed)?;
         }
         if stats.files > 0 {
+            metrics::histogram!("spanlake_flush_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("spanlake_flushed_spans_total").increment(stats.rows);
+            metrics::counter!("spanlake_flushed_bytes_total").increment(stats.bytes);
             tracing::info!(
                 files = stats.files,
                 spans = stats.rows,

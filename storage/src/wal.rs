@@ -299,11 +299,18 @@ impl SegmentWriter {
             for r in records {
                 self.file.write_all(&r.framed)?;
             }
-            self.file.sync_data()
+            let started = std::time::Instant::now();
+            let synced = self.file.sync_data();
+            metrics::histogram!("spanlake_wal_fsync_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            synced
         })();
         match result {
             Ok(()) => {
-                self.committed_len += records.iter().map(|r| r.framed.len() as u64).sum::<u64>();
+                let written = records.iter().map(|r| r.framed.len() as u64).sum::<u64>();
+                self.committed_len += written;
+                metrics::counter!("spanlake_wal_written_bytes_total").increment(written);
+                metrics::gauge!("spanlake_wal_segment_bytes").set(self.committed_len as f64);
                 Ok(())
             }
             Err(e) => {
