@@ -1,0 +1,13 @@
+//! Any bytes as an OTLP/HTTP or gRPC protobuf body: decoding and conversion to a span batch
+//! answer spans, per-span rejections or an error, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(request) = ExportTraceServiceRequest::decode(data) {
+        let _ = spanlake_collector::otlp::decode(&request);
+    }
+});
