@@ -92,6 +92,17 @@ pub struct ServeArgs {
     /// Largest OTLP/HTTP request accepted after decompression, in bytes.
     #[arg(long, env = "SPANLAKE_MAX_DECOMPRESSED_BYTES", default_value_t = 64 << 20)]
     pub max_decompressed_bytes: usize,
+    /// Delete spans older than this (whole files, once every span in a file is older), e.g.
+    /// `7d`; keep everything when not set.
+    #[arg(long, env = "SPANLAKE_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+    /// How often retention looks for expired files.
+    #[arg(long, env = "SPANLAKE_RETENTION_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub retention_interval: Duration,
+    /// How long an expired file stays on disk after queries stop seeing it, so that queries
+    /// already reading it finish.
+    #[arg(long, env = "SPANLAKE_DELETION_GRACE", default_value = "5m", value_parser = parse_duration)]
+    pub deletion_grace: Duration,
     /// Time limit of one query.
     #[arg(long, env = "SPANLAKE_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub query_timeout: Duration,

@@ -108,6 +108,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.flush_interval = args.flush_interval;
     config.flush_bytes = args.flush_bytes;
     config.max_buffer_bytes = args.max_buffer_bytes;
+    config.retention = args.retention;
+    config.retention_interval = args.retention_interval;
+    config.deletion_grace = args.deletion_grace;
     let store = Store::open(config)
         .await
         .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;

@@ -104,6 +104,15 @@ fn describe() {
         "spanlake_flush_failures_total",
         "Flushes of a tenant that failed (its spans stay in memory and the WAL)"
     );
+    describe_counter!(
+        "spanlake_retention_deleted_files_total",
+        "Parquet files deleted because all their spans were older than --retention"
+    );
+    describe_counter!(
+        "spanlake_retention_deleted_bytes_total",
+        Unit::Bytes,
+        "Bytes of the Parquet files deleted by retention"
+    );
     describe_gauge!(
         "spanlake_buffered_bytes",
         Unit::Bytes,

@@ -408,3 +408,51 @@ fn metrics_count_what_came_in_and_what_was_asked() {
         )
     );
 }
+
+#[test]
+fn compressed_bodies_are_bounded_after_decompression() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--max-decompressed-bytes", "1000000"],
+    );
+    let client = Client::new();
+    let url = server.otlp_http_url();
+    let post = |encoding: &str, body: Vec<u8>| {
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    // zstd is accepted like gzip.
+    let body = otlp_json(
+        "5b8efff798038103d269b633813fc60c",
+        &[("eee19b7ec3c1b174", "a")],
+    );
+    let small = zstd::stream::encode_all(body.to_string().as_bytes(), 3).unwrap();
+    assert_eq!(post("zstd", small).status(), 200);
+    assert_eq!(server.count("spans"), 1);
+
+    // Bombs: 50 MB of zeros compress to well under a megabyte; both are refused with 413 after at
+    // most the limit was inflated.
+    let zeros = vec![0u8; 50 << 20];
+    let zstd_bomb = zstd::stream::encode_all(&zeros[..], 19).unwrap();
+    let gzip_bomb = gzip(&zeros);
+    assert!(zstd_bomb.len() < 1_000_000 && gzip_bomb.len() < 1_000_000);
+    for (encoding, bomb) in [("zstd", zstd_bomb), ("gzip", gzip_bomb)] {
+        let response = post(encoding, bomb);
+        assert_eq!(response.status(), 413, "{encoding}");
+        let text = String::from_utf8_lossy(&response.bytes().unwrap()).to_string();
+        assert!(text.contains("after decompression"), "{encoding}: {text}");
+    }
+    // A body that is not what its encoding says is a 400 naming the encoding.
+    let response = post("zstd", b"not zstd at all".to_vec());
+    assert_eq!(response.status(), 400);
+    assert!(String::from_utf8_lossy(&response.bytes().unwrap()).contains("zstd"));
+    let response = post("br", b"x".to_vec());
+    assert_eq!(response.status(), 400);
+    assert_eq!(server.count("spans"), 1, "refused bodies cost no spans");
+}

@@ -104,27 +104,38 @@ fn decompress(headers: &HeaderMap, body: Bytes, limits: HttpLimits) -> Result<By
         .to_ascii_lowercase();
     match encoding.as_str() {
         "" | "identity" => Ok(body),
-        "gzip" | "x-gzip" => {
-            // Read at most one byte past the limit, so a bomb costs no more than the limit.
-            let mut out = Vec::new();
-            let limit = limits.max_decompressed_bytes as u64;
-            flate2::read::MultiGzDecoder::new(&body[..])
-                .take(limit + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| Error::Decode {
-                    format: "gzip",
+        "gzip" | "x-gzip" => inflate(flate2::read::MultiGzDecoder::new(&body[..]), "gzip", limits),
+        "zstd" => {
+            let decoder =
+                zstd::stream::read::Decoder::new(&body[..]).map_err(|e| Error::Decode {
+                    format: "zstd",
                     reason: e.to_string(),
                 })?;
-            if out.len() as u64 > limit {
-                return Err(Error::TooLarge {
-                    limit: limits.max_decompressed_bytes,
-                    when: " after decompression",
-                });
-            }
-            Ok(out.into())
+            inflate(decoder, "zstd", limits)
         }
         other => Err(Error::UnsupportedEncoding(other.to_string())),
     }
+}
+
+/// Decompresses, reading at most one byte past the limit, so a bomb costs no more than the
+/// limit.
+fn inflate(reader: impl Read, format: &'static str, limits: HttpLimits) -> Result<Bytes> {
+    let mut out = Vec::new();
+    let limit = limits.max_decompressed_bytes as u64;
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Decode {
+            format,
+            reason: e.to_string(),
+        })?;
+    if out.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            limit: limits.max_decompressed_bytes,
+            when: " after decompression",
+        });
+    }
+    Ok(out.into())
 }
 
 fn decode_body(format: Format, body: &[u8]) -> Result<ExportTraceServiceRequest> {

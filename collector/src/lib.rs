@@ -31,7 +31,7 @@ pub enum Error {
     },
     #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
     UnsupportedContentType(String),
-    #[error("unsupported content encoding {0:?}: use gzip or none")]
+    #[error("unsupported content encoding {0:?}: use gzip, zstd or none")]
     UnsupportedEncoding(String),
     #[error("request body over the limit of {limit} bytes{when}")]
     TooLarge { limit: usize, when: &'static str },

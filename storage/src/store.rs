@@ -37,6 +37,13 @@ pub struct StoreConfig {
     pub flush_interval: Duration,
     /// Refuse new spans (the client should retry) while this many bytes wait in memory.
     pub max_buffer_bytes: usize,
+    /// Delete files whose spans all ended longer ago than this; `None` keeps everything.
+    pub retention: Option<Duration>,
+    /// How often retention looks for expired files.
+    pub retention_interval: Duration,
+    /// How long an expired file stays on disk after it left the catalog, so queries that
+    /// already planned it can finish reading.
+    pub deletion_grace: Duration,
 }
 
 impl StoreConfig {
@@ -47,8 +54,19 @@ impl StoreConfig {
             flush_bytes: 256 << 20,
             flush_interval: Duration::from_secs(30),
             max_buffer_bytes: 2 << 30,
+            retention: None,
+            retention_interval: Duration::from_secs(60),
+            deletion_grace: Duration::from_secs(300),
         }
     }
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExpireStats {
+    pub files: usize,
+    pub bytes: u64,
+    pub spans: u64,
 }
 
 struct Chunk {
@@ -216,7 +234,96 @@ impl Store {
             }),
         };
         store.spawn_flusher();
+        store.spawn_retention();
         Ok(store)
+    }
+
+    /// With a retention set, expires old files every `retention_interval`.
+    fn spawn_retention(&self) {
+        let Some(retention) = self.inner.config.retention else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        let every = self.inner.config.retention_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.wal.lock().is_none() {
+                    return;
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as i64);
+                let cutoff = now.saturating_sub(retention.as_nanos().min(i64::MAX as u128) as i64);
+                if let Err(e) = (Store { inner }).expire(cutoff).await {
+                    tracing::error!(error = %e, "retention failed; will retry");
+                }
+            }
+        });
+    }
+
+    /// Removes from every tenant the files whose spans all ended before `cutoff_ns`: their
+    /// catalog entries go first (queries stop seeing them), the data files after
+    /// `deletion_grace`. A crash in between leaves a data file no entry names; the next start
+    /// removes it with the other stray files of this node.
+    pub async fn expire(&self, cutoff_ns: i64) -> Result<ExpireStats> {
+        let inner = &self.inner;
+        let _guard = inner.flush_lock.lock().await;
+        let expired: Vec<(String, Arc<CatalogFile>)> = {
+            let mut state = inner.state.write();
+            let mut expired = Vec::new();
+            for (tenant, t) in state.tenants.iter_mut() {
+                let (old, keep): (Vec<_>, Vec<_>) = t
+                    .files
+                    .drain(..)
+                    .partition(|f| f.meta.max_end_ns < cutoff_ns);
+                t.files = keep;
+                expired.extend(old.into_iter().map(|f| (tenant.clone(), f)));
+            }
+            expired
+        };
+        let mut stats = ExpireStats::default();
+        for (tenant, file) in expired {
+            let meta = &file.meta;
+            for id in std::iter::once(&meta.id).chain(&meta.replaces) {
+                match inner
+                    .objects
+                    .delete(&catalog::entry_path(&tenant, id))
+                    .await
+                {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            stats.files += 1;
+            stats.bytes += meta.size;
+            stats.spans += meta.rows;
+            let objects = Arc::clone(&inner.objects);
+            let location = ObjectPath::from(meta.path.as_str());
+            let grace = inner.config.deletion_grace;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                match objects.delete(&location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(path = %location, error = %e, "could not delete an expired file")
+                    }
+                }
+            });
+        }
+        if stats.files > 0 {
+            metrics::counter!("spanlake_retention_deleted_files_total")
+                .increment(stats.files as u64);
+            metrics::counter!("spanlake_retention_deleted_bytes_total").increment(stats.bytes);
+            tracing::info!(
+                files = stats.files,
+                bytes = stats.bytes,
+                spans = stats.spans,
+                "expired files past the retention"
+            );
+        }
+        Ok(stats)
     }
 
     fn spawn_flusher(&self) {
@@ -502,7 +609,8 @@ async fn remove_unlisted_files(
         if mine && !known.contains(&path) {
             tracing::warn!(
                 path,
-                "removing a data file of an unfinished flush; its spans are replayed from the wal"
+                "removing a data file no catalog entry names (an unfinished flush, whose spans \
+                 are replayed from the wal, or an expired file)"
             );
             objects.delete(&file.location).await?;
         }
