@@ -30,7 +30,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: OTLP receivers, storage, query API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a SQL query against a running server and print the result.
     Sql(SqlArgs),
     /// Measure Spanlake on this machine (see BENCHMARKS.md).

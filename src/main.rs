@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         match cli.command {
-            cli::Command::Serve(args) => serve::run(args).await,
+            cli::Command::Serve(args) => serve::run(*args).await,
             cli::Command::Sql(args) => cli::sql(args).await,
             cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
             cli::Command::Bench(cli::BenchCommand::Gen(args)) => bench::generate(args).await,
