@@ -62,6 +62,10 @@ fn describe() {
         "Spans refused one by one through OTLP partial success, by protocol and reason"
     );
     describe_counter!(
+        "spanlake_otlp_spans_flagged_total",
+        "Spans accepted with a warning (end before start, start before 2000 or a day ahead)"
+    );
+    describe_counter!(
         "spanlake_otlp_received_bytes_total",
         Unit::Bytes,
         "Bytes of OTLP request bodies as received (compressed)"

@@ -150,10 +150,15 @@ impl Receiver {
             .increment(decoded.rejected as u64);
             tracing::debug!(tenant = %tenant, rejected = decoded.rejected, %message, "rejected spans");
         }
+        if decoded.flagged > 0 {
+            metrics::counter!("spanlake_otlp_spans_flagged_total", "protocol" => protocol)
+                .increment(decoded.flagged);
+        }
         self.sink.append(&tenant, decoded.batch).await?;
         metrics::counter!("spanlake_otlp_spans_accepted_total", "protocol" => protocol)
             .increment(accepted);
-        let partial_success = (decoded.rejected > 0).then_some(ExportTracePartialSuccess {
+        // With nothing rejected, a message still reaches the client as a warning.
+        let partial_success = (!message.is_empty()).then_some(ExportTracePartialSuccess {
             rejected_spans: decoded.rejected as i64,
             error_message: message,
         });

@@ -25,23 +25,32 @@ pub struct Decoded {
     pub rejected: u64,
     /// Why, for the first few refused spans.
     pub reasons: Vec<String>,
+    /// Number of spans accepted with a warning (end before start, absurd timestamps).
+    pub flagged: u64,
+    /// Why, for the first few flagged spans.
+    pub warnings: Vec<String>,
 }
 
 impl Decoded {
-    /// The OTLP `partial_success.error_message`: empty when nothing was rejected.
+    /// The OTLP `partial_success.error_message`: why spans were rejected, then the warnings
+    /// about accepted ones (OTLP lets a server warn with `rejected_spans` 0); empty when
+    /// there is nothing to say.
     pub fn message(&self) -> String {
-        if self.rejected == 0 {
-            return String::new();
+        let part = |n: u64, what: &str, reasons: &[String]| {
+            let mut msg = format!("{n} span(s) {what}: {}", reasons.join("; "));
+            if n as usize > reasons.len() {
+                msg.push_str("; ...");
+            }
+            msg
+        };
+        let mut parts = Vec::new();
+        if self.rejected > 0 {
+            parts.push(part(self.rejected, "rejected", &self.reasons));
         }
-        let mut msg = format!(
-            "{} span(s) rejected: {}",
-            self.rejected,
-            self.reasons.join("; ")
-        );
-        if self.rejected as usize > self.reasons.len() {
-            msg.push_str("; ...");
+        if self.flagged > 0 {
+            parts.push(part(self.flagged, "accepted with warnings", &self.warnings));
         }
-        msg
+        parts.join(". ")
     }
 }
 
@@ -73,11 +82,35 @@ fn check_span(span: &Span) -> Result<(), String> {
     Ok(())
 }
 
+/// Spans starting before this (2000-01-01) are flagged: usually a clock at zero.
+const EARLIEST_PLAUSIBLE_NS: u64 = 946_684_800_000_000_000;
+/// Spans starting more than this after the server's clock are flagged.
+const FUTURE_TOLERANCE_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// What is odd about an accepted span: its end before its start (stored with zero duration),
+/// or a start before 2000 or more than a day ahead of `now_ns` (stored as sent).
+fn warning(span: &Span, now_ns: u64) -> Option<&'static str> {
+    if span.end_time_unix_nano < span.start_time_unix_nano {
+        Some("end before start; stored with zero duration")
+    } else if span.start_time_unix_nano < EARLIEST_PLAUSIBLE_NS {
+        Some("start time before the year 2000; stored as sent")
+    } else if span.start_time_unix_nano > now_ns.saturating_add(FUTURE_TOLERANCE_NS) {
+        Some("start time more than a day in the future; stored as sent")
+    } else {
+        None
+    }
+}
+
 /// Decodes `request` into a batch of the accepted spans.
 pub fn decode(request: &ExportTraceServiceRequest) -> Result<Decoded, arrow::error::ArrowError> {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let mut builder = SpanBatchBuilder::new();
     let mut rejected = 0u64;
     let mut reasons = Vec::new();
+    let mut flagged = 0u64;
+    let mut warnings = Vec::new();
     for (r, resource_spans) in request.resource_spans.iter().enumerate() {
         let resource_attrs: &[KeyValue] = resource_spans
             .resource
@@ -106,6 +139,14 @@ pub fn decode(request: &ExportTraceServiceRequest) -> Result<Decoded, arrow::err
                     }
                     continue;
                 }
+                if let Some(why) = warning(span, now_ns) {
+                    flagged += 1;
+                    if warnings.len() < MAX_REASONS {
+                        warnings.push(format!(
+                            "resourceSpans[{r}].scopeSpans[{s}].spans[{i}]: {why}"
+                        ));
+                    }
+                }
                 let status = span.status.as_ref();
                 // An all-zero parent id is sent by some SDKs for roots.
                 let parent: &[u8] = if span.parent_span_id.iter().all(|b| *b == 0) {
@@ -122,7 +163,7 @@ pub fn decode(request: &ExportTraceServiceRequest) -> Result<Decoded, arrow::err
                     name: &span.name,
                     kind: SpanKind::from_otlp(span.kind),
                     start_unix_nano: span.start_time_unix_nano as i64,
-                    end_unix_nano: span.end_time_unix_nano as i64,
+                    end_unix_nano: span.end_time_unix_nano.max(span.start_time_unix_nano) as i64,
                     status_code: StatusCode::from_otlp(status.map_or(0, |s| s.code)),
                     status_message: status.map_or("", |s| s.message.as_str()),
                     scope_name,
@@ -167,6 +208,8 @@ pub fn decode(request: &ExportTraceServiceRequest) -> Result<Decoded, arrow::err
         batch,
         rejected,
         reasons,
+        flagged,
+        warnings,
     })
 }
 
