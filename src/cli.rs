@@ -103,6 +103,25 @@ pub struct ServeArgs {
     /// already reading it finish.
     #[arg(long, env = "SPANLAKE_DELETION_GRACE", default_value = "5m", value_parser = parse_duration)]
     pub deletion_grace: Duration,
+    /// Most spans in one OTLP request; more is refused (HTTP 413, gRPC RESOURCE_EXHAUSTED).
+    #[arg(
+        long,
+        env = "SPANLAKE_MAX_SPANS_PER_REQUEST",
+        default_value_t = 100_000
+    )]
+    pub max_spans_per_request: usize,
+    /// Attributes kept per span (and per event, link and resource); the rest are dropped and
+    /// counted in `dropped_attributes_count`.
+    #[arg(long, env = "SPANLAKE_MAX_ATTRIBUTES_PER_SPAN", default_value_t = 128)]
+    pub max_attributes_per_span: usize,
+    /// Longest attribute value kept whole, in bytes: longer strings and bytes are cut; longer
+    /// arrays and key-value lists are dropped (and counted).
+    #[arg(long, env = "SPANLAKE_MAX_ATTRIBUTE_VALUE_BYTES", default_value_t = 16 << 10)]
+    pub max_attribute_value_bytes: usize,
+    /// Deepest nesting of array and key-value-list attribute values; deeper ones are dropped
+    /// (and counted).
+    #[arg(long, env = "SPANLAKE_MAX_ATTRIBUTE_DEPTH", default_value_t = 8)]
+    pub max_attribute_depth: usize,
     /// Time limit of one query.
     #[arg(long, env = "SPANLAKE_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub query_timeout: Duration,

@@ -11,8 +11,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use spanlake_collector::Receiver;
 use spanlake_collector::http::HttpLimits;
+use spanlake_collector::{Receiver, ReceiverLimits};
 use spanlake_query::{QueryEngine, QueryLimits};
 use spanlake_storage::{SegmentSource, SpanSink, Store, StoreConfig};
 use tokio::net::TcpListener;
@@ -135,7 +135,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let sink: Arc<dyn SpanSink> = Arc::new(store.clone());
-    let receiver = Receiver::new(sink);
+    let receiver = Receiver::new(sink).with_limits(ReceiverLimits {
+        max_spans_per_request: args.max_spans_per_request,
+        span: spanlake_collector::otlp::Limits {
+            max_attributes: args.max_attributes_per_span,
+            max_value_bytes: args.max_attribute_value_bytes,
+            max_value_depth: args.max_attribute_depth,
+        },
+    });
     let grpc_listener = bind(args.otlp_grpc_addr, "OTLP/gRPC").await?;
     let otlp_http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;
     let grpc_server = tokio::spawn(

@@ -259,3 +259,72 @@ fn a_trace_of_200k_spans_is_stored_and_read_back_whole() {
     assert_eq!(trace["spans"].as_array().unwrap().len() as u64, SPANS);
     assert_eq!(trace["roots"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn request_and_attribute_limits_are_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "--max-spans-per-request",
+            "10",
+            "--max-attributes-per-span",
+            "3",
+            "--max-attribute-value-bytes",
+            "9",
+            "--max-attribute-depth",
+            "2",
+        ],
+    );
+    let client = Client::new();
+    let post = |spans: Vec<Value>| {
+        let body = json!({"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "lim"}}]},
+            "scopeSpans": [{"spans": spans}]
+        }]});
+        client
+            .post(server.otlp_http_url())
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    let span = |n: u64, attributes: Value| {
+        json!({"traceId": "5b8efff798038103d269b633813fc60c", "spanId": format!("{n:016x}"),
+               "name": "op", "startTimeUnixNano": now_ns().to_string(),
+               "endTimeUnixNano": (now_ns() + 1000).to_string(), "attributes": attributes})
+    };
+
+    let too_many: Vec<Value> = (1..=11).map(|n| span(n, json!([]))).collect();
+    let response = post(too_many);
+    assert_eq!(response.status(), 413);
+    let text = response.text().unwrap();
+    assert!(
+        text.contains("11 spans in one request, over the limit of 10"),
+        "{text}"
+    );
+
+    let nested = json!({"arrayValue": {"values": [{"arrayValue": {"values": [
+        {"arrayValue": {"values": [{"intValue": "1"}]}}]}}]}});
+    let attributes = json!([
+        {"key": "long", "value": {"stringValue": "ééééééé"}},
+        {"key": "deep", "value": nested},
+        {"key": "n", "value": {"intValue": "7"}},
+        {"key": "over1", "value": {"stringValue": "x"}},
+        {"key": "over2", "value": {"stringValue": "y"}}
+    ]);
+    assert_eq!(post(vec![span(1, attributes)]).status(), 200);
+    let row = server.sql(
+        "SELECT attributes['long'] AS long, attributes['n'] AS n, attributes['deep'] AS deep, \
+         cardinality(attributes) AS kept, dropped_attributes_count AS dropped FROM spans",
+    );
+    let row = &row["data"][0];
+    assert_eq!(
+        row["long"], "éééé",
+        "cut at a character boundary within 9 bytes"
+    );
+    assert_eq!(row["n"], "7");
+    assert!(row["deep"].is_null());
+    assert_eq!(row["kept"], 2);
+    assert_eq!(row["dropped"], 3, "two over the count, one too deep");
+}

@@ -17,7 +17,9 @@ impl From<Error> for Status {
         let message = e.to_string();
         match e {
             Error::Decode { .. } | Error::InvalidTenant(_) => Status::invalid_argument(message),
-            Error::TooLarge { .. } => Status::resource_exhausted(message),
+            Error::TooLarge { .. } | Error::TooManySpans { .. } => {
+                Status::resource_exhausted(message)
+            }
             // UNAVAILABLE is the code OTLP clients retry; RetryInfo tells them when, as the
             // OTLP specification asks of a server that wants a client to slow down.
             Error::Overloaded { retry_after } => Status::with_error_details(

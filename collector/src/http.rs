@@ -214,7 +214,9 @@ fn error_response(format: Format, error: Error) -> Response {
         Error::Decode { .. } | Error::InvalidTenant(_) => (StatusCode::BAD_REQUEST, 3, None),
         Error::UnsupportedContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3, None),
         Error::UnsupportedEncoding(_) => (StatusCode::BAD_REQUEST, 3, None),
-        Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 8, None),
+        Error::TooLarge { .. } | Error::TooManySpans { .. } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, 8, None)
+        }
         Error::Overloaded { retry_after } => (
             StatusCode::TOO_MANY_REQUESTS,
             8,

@@ -35,6 +35,8 @@ pub enum Error {
     UnsupportedEncoding(String),
     #[error("request body over the limit of {limit} bytes{when}")]
     TooLarge { limit: usize, when: &'static str },
+    #[error("{count} spans in one request, over the limit of {limit}: send smaller batches")]
+    TooManySpans { count: usize, limit: usize },
     #[error("invalid tenant in the X-Scope-OrgID header: {0}")]
     InvalidTenant(String),
     #[error("server overloaded: retry after {} s", retry_after.as_secs())]
@@ -57,6 +59,7 @@ impl Error {
             Self::UnsupportedContentType(_) => "content_type",
             Self::UnsupportedEncoding(_) => "content_encoding",
             Self::TooLarge { .. } => "too_large",
+            Self::TooManySpans { .. } => "too_many_spans",
             Self::InvalidTenant(_) => "invalid_tenant",
             Self::Overloaded { .. } => "overloaded",
             Self::ShuttingDown => "shutting_down",
@@ -105,10 +108,29 @@ pub fn tenant_from_header(value: Option<&[u8]>) -> Result<TenantId> {
     }
 }
 
+/// What one export request may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverLimits {
+    /// Most spans in one request; more is refused whole (413 / RESOURCE_EXHAUSTED).
+    pub max_spans_per_request: usize,
+    /// Limits on each span's attributes.
+    pub span: otlp::Limits,
+}
+
+impl Default for ReceiverLimits {
+    fn default() -> Self {
+        Self {
+            max_spans_per_request: 100_000,
+            span: otlp::Limits::default(),
+        }
+    }
+}
+
 /// The part shared by both receivers: decode, store, answer.
 #[derive(Clone)]
 pub struct Receiver {
     sink: Arc<dyn SpanSink>,
+    limits: ReceiverLimits,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -119,7 +141,16 @@ impl std::fmt::Debug for Receiver {
 
 impl Receiver {
     pub fn new(sink: Arc<dyn SpanSink>) -> Self {
-        Self { sink }
+        Self {
+            sink,
+            limits: ReceiverLimits::default(),
+        }
+    }
+
+    /// The same receiver with other limits.
+    pub fn with_limits(mut self, limits: ReceiverLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Decodes and stores one request; returns the OTLP response once the accepted spans are
@@ -133,9 +164,22 @@ impl Receiver {
     where
         F: FnOnce() -> Result<ExportTraceServiceRequest> + Send + 'static,
     {
+        let limits = self.limits;
         let decoded = tokio::task::spawn_blocking(move || {
             let request = decode_body()?;
-            otlp::decode(&request).map_err(|e| Error::Internal(e.to_string()))
+            let count: usize = request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum();
+            if count > limits.max_spans_per_request {
+                return Err(Error::TooManySpans {
+                    count,
+                    limit: limits.max_spans_per_request,
+                });
+            }
+            otlp::decode_with(&request, &limits.span).map_err(|e| Error::Internal(e.to_string()))
         })
         .await
         .map_err(|e| Error::Internal(format!("decode task: {e}")))??;

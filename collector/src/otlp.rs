@@ -101,8 +101,40 @@ fn warning(span: &Span, now_ns: u64) -> Option<&'static str> {
     }
 }
 
-/// Decodes `request` into a batch of the accepted spans.
+/// Limits on what one span may carry. Over them, attributes are dropped (and counted in the
+/// span's `dropped_attributes_count`, or the event's or link's) or, for long strings and
+/// bytes, truncated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Attributes kept per span, event, link or resource; later ones are dropped.
+    pub max_attributes: usize,
+    /// Longest string or bytes value kept whole, in bytes; longer ones are cut (at a character
+    /// boundary). Arrays and key-value lists longer than this are dropped.
+    pub max_value_bytes: usize,
+    /// Deepest nesting of arrays and key-value lists kept; deeper values are dropped.
+    pub max_value_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_attributes: 128,
+            max_value_bytes: 16 << 10,
+            max_value_depth: 8,
+        }
+    }
+}
+
+/// Decodes `request` into a batch of the accepted spans, with the default [`Limits`].
 pub fn decode(request: &ExportTraceServiceRequest) -> Result<Decoded, arrow::error::ArrowError> {
+    decode_with(request, &Limits::default())
+}
+
+/// Decodes `request` into a batch of the accepted spans.
+pub fn decode_with(
+    request: &ExportTraceServiceRequest,
+    limits: &Limits,
+) -> Result<Decoded, arrow::error::ArrowError> {
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -169,20 +201,24 @@ pub fn decode(request: &ExportTraceServiceRequest) -> Result<Decoded, arrow::err
                     scope_name,
                     scope_version,
                     flags: span.flags,
-                    dropped_attributes_count: span.dropped_attributes_count,
+                    dropped_attributes_count: span
+                        .dropped_attributes_count
+                        .saturating_add(dropped(&span.attributes, limits)),
                     dropped_events_count: span.dropped_events_count,
                     dropped_links_count: span.dropped_links_count,
                 });
-                push_attributes(builder.attributes(), &span.attributes);
-                push_attributes(builder.resource_attributes(), resource_attrs);
+                push_attributes(builder.attributes(), &span.attributes, limits);
+                push_attributes(builder.resource_attributes(), resource_attrs, limits);
                 for event in &span.events {
                     let events = builder.events();
                     events.begin_event(&EventFields {
                         time_unix_nano: event.time_unix_nano.min(i64::MAX as u64) as i64,
                         name: &event.name,
-                        dropped_attributes_count: event.dropped_attributes_count,
+                        dropped_attributes_count: event
+                            .dropped_attributes_count
+                            .saturating_add(dropped(&event.attributes, limits)),
                     });
-                    push_attributes(events.attributes(), &event.attributes);
+                    push_attributes(events.attributes(), &event.attributes, limits);
                     events.end_event();
                 }
                 for link in &span.links {
@@ -192,9 +228,11 @@ pub fn decode(request: &ExportTraceServiceRequest) -> Result<Decoded, arrow::err
                         span_id: &link.span_id,
                         trace_state: &link.trace_state,
                         flags: link.flags,
-                        dropped_attributes_count: link.dropped_attributes_count,
+                        dropped_attributes_count: link
+                            .dropped_attributes_count
+                            .saturating_add(dropped(&link.attributes, limits)),
                     });
-                    push_attributes(links.attributes(), &link.attributes);
+                    push_attributes(links.attributes(), &link.attributes, limits);
                     links.end_link();
                 }
                 builder.end_span();
@@ -213,9 +251,73 @@ pub fn decode(request: &ExportTraceServiceRequest) -> Result<Decoded, arrow::err
     })
 }
 
-fn push_attributes(out: &mut AttrMapBuilder, attributes: &[KeyValue]) {
-    for kv in attributes {
-        out.push(&kv.key, &attr_value(kv.value.as_ref()));
+/// How deeply arrays and key-value lists nest in `value` (0 for a scalar).
+fn depth(value: &AnyValue) -> usize {
+    use any_value::Value;
+    match &value.value {
+        Some(Value::ArrayValue(a)) => 1 + a.values.iter().map(depth).max().unwrap_or(0),
+        Some(Value::KvlistValue(kv)) => {
+            1 + kv
+                .values
+                .iter()
+                .filter_map(|kv| kv.value.as_ref())
+                .map(depth)
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
+/// The value stored for an attribute within the count limit: strings and bytes cut to the
+/// length limit; `None` (dropped) when nested too deeply or, for arrays and key-value lists,
+/// too long.
+fn kept_value<'a>(kv: &'a KeyValue, limits: &Limits) -> Option<AttrValue<'a>> {
+    if kv
+        .value
+        .as_ref()
+        .is_some_and(|v| depth(v) > limits.max_value_depth)
+    {
+        return None;
+    }
+    Some(match attr_value(kv.value.as_ref()) {
+        AttrValue::Str(s) => AttrValue::Str(cut(s, limits.max_value_bytes)),
+        AttrValue::Bytes(b) => AttrValue::Bytes(&b[..b.len().min(limits.max_value_bytes)]),
+        AttrValue::Array(json) | AttrValue::KvList(json) if json.len() > limits.max_value_bytes => {
+            return None;
+        }
+        other => other,
+    })
+}
+
+/// How many of `attributes` the limits drop.
+fn dropped(attributes: &[KeyValue], limits: &Limits) -> u32 {
+    let over = attributes.len().saturating_sub(limits.max_attributes);
+    let unfit = attributes
+        .iter()
+        .take(limits.max_attributes)
+        .filter(|kv| kept_value(kv, limits).is_none())
+        .count();
+    u32::try_from(over + unfit).unwrap_or(u32::MAX)
+}
+
+/// The first `max` bytes of `s`, cut back to a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn push_attributes(out: &mut AttrMapBuilder, attributes: &[KeyValue], limits: &Limits) {
+    for kv in attributes.iter().take(limits.max_attributes) {
+        if let Some(value) = kept_value(kv, limits) {
+            out.push(cut(&kv.key, limits.max_value_bytes), &value);
+        }
     }
 }
 
