@@ -22,11 +22,13 @@ impl From<Error> for Status {
             }
             // UNAVAILABLE is the code OTLP clients retry; RetryInfo tells them when, as the
             // OTLP specification asks of a server that wants a client to slow down.
-            Error::Overloaded { retry_after } => Status::with_error_details(
-                Code::Unavailable,
-                message,
-                ErrorDetails::with_retry_info(Some(retry_after)),
-            ),
+            Error::Overloaded { retry_after } | Error::DiskFull { retry_after } => {
+                Status::with_error_details(
+                    Code::Unavailable,
+                    message,
+                    ErrorDetails::with_retry_info(Some(retry_after)),
+                )
+            }
             Error::ShuttingDown => Status::unavailable(message),
             Error::UnsupportedContentType(_) | Error::UnsupportedEncoding(_) => {
                 Status::invalid_argument(message)

@@ -223,6 +223,11 @@ fn error_response(format: Format, error: Error) -> Response {
             Some(retry_after.as_secs().max(1)),
         ),
         Error::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, 14, Some(1)),
+        Error::DiskFull { retry_after } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            Some(retry_after.as_secs().max(1)),
+        ),
         Error::Storage(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 13, None),
     };
     let message = error.to_string();

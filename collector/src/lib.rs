@@ -43,6 +43,8 @@ pub enum Error {
     Overloaded { retry_after: Duration },
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("the server's disk is full: retry after {} s", retry_after.as_secs())]
+    DiskFull { retry_after: Duration },
     #[error("could not store spans: {0}")]
     Storage(spanlake_storage::Error),
     #[error("internal error: {0}")]
@@ -63,6 +65,7 @@ impl Error {
             Self::InvalidTenant(_) => "invalid_tenant",
             Self::Overloaded { .. } => "overloaded",
             Self::ShuttingDown => "shutting_down",
+            Self::DiskFull { .. } => "disk_full",
             Self::Storage(_) => "storage",
             Self::Internal(_) => "internal",
         }
@@ -91,6 +94,14 @@ impl From<spanlake_storage::Error> for Error {
             spanlake_storage::Error::Overloaded { retry_after } => Self::Overloaded { retry_after },
             spanlake_storage::Error::Closed => Self::ShuttingDown,
             spanlake_storage::Error::InvalidTenant(t) => Self::InvalidTenant(t),
+            // ENOSPC: nothing was acknowledged; the client retries once space returns.
+            spanlake_storage::Error::Io(e)
+                if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) =>
+            {
+                Self::DiskFull {
+                    retry_after: Duration::from_secs(5),
+                }
+            }
             other => Self::Storage(other),
         }
     }
