@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// (and counted).
     #[arg(long, env = "SPANLAKE_MAX_ATTRIBUTE_DEPTH", default_value_t = 8)]
     pub max_attribute_depth: usize,
+    /// Require `Authorization: Bearer <token>` on OTLP, the query API, the UI and Flight SQL;
+    /// the file holds one `<token> <tenant>` per line, and a token reaches only its tenant.
+    #[arg(long, env = "SPANLAKE_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
     /// Time limit of one query.
     #[arg(long, env = "SPANLAKE_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub query_timeout: Duration,

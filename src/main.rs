@@ -1,6 +1,7 @@
 //! The `spanlake` binary: wires the collector, storage and query crates into one server, and
 //! offers a SQL client.
 
+mod auth;
 mod bench;
 mod cli;
 mod serve;

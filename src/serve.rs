@@ -18,6 +18,9 @@ use spanlake_storage::{SegmentSource, SpanSink, Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use tonic::service::interceptor::InterceptedService;
+
+use crate::auth::Tokens;
 use crate::cli::ServeArgs;
 
 #[derive(Clone)]
@@ -60,8 +63,27 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Puts the token check in front of `router` when auth is on.
+fn guarded(router: Router, tokens: &Option<Tokens>) -> Router {
+    match tokens {
+        Some(tokens) => router.layer(axum::middleware::from_fn_with_state(
+            tokens.clone(),
+            crate::auth::http,
+        )),
+        None => router,
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let telemetry = crate::telemetry::Telemetry::install()?;
+    let tokens = args
+        .auth_token_file
+        .as_deref()
+        .map(Tokens::load)
+        .transpose()?;
+    if tokens.is_some() {
+        tracing::info!("bearer-token auth is on");
+    }
     let health = Health {
         ready: Arc::new(AtomicBool::new(false)),
     };
@@ -126,13 +148,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     )?);
     telemetry.watch_store(store.clone());
-    let _ = app.set(
+    let _ = app.set(guarded(
         spanlake_query::api::router(Arc::clone(&engine))
             .merge(spanlake_ui::server::router(
                 spanlake_query::traces::Traces::new(Arc::clone(&engine)),
             ))
             .route_layer(axum::middleware::from_fn(crate::telemetry::track)),
-    );
+        &tokens,
+    ));
 
     let sink: Arc<dyn SpanSink> = Arc::new(store.clone());
     let receiver = Receiver::new(sink).with_limits(ReceiverLimits {
@@ -147,9 +170,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let otlp_http_listener = bind(args.otlp_http_addr, "OTLP/HTTP").await?;
     let grpc_server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(spanlake_collector::grpc::service(
-                receiver.clone(),
-                args.max_request_bytes,
+            .add_service(InterceptedService::new(
+                spanlake_collector::grpc::service(receiver.clone(), args.max_request_bytes),
+                crate::auth::grpc(tokens.clone()),
             ))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(grpc_listener),
@@ -159,12 +182,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let otlp_http_server = tokio::spawn(
         axum::serve(
             otlp_http_listener,
-            spanlake_collector::http::router(
-                receiver,
-                HttpLimits {
-                    max_body_bytes: args.max_request_bytes,
-                    max_decompressed_bytes: args.max_decompressed_bytes,
-                },
+            guarded(
+                spanlake_collector::http::router(
+                    receiver,
+                    HttpLimits {
+                        max_body_bytes: args.max_request_bytes,
+                        max_decompressed_bytes: args.max_decompressed_bytes,
+                    },
+                ),
+                &tokens,
             ),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()))
@@ -173,7 +199,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let flight_listener = bind(args.flight_addr, "Flight SQL").await?;
     let flight_server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(spanlake_query::flight::service(Arc::clone(&engine)))
+            .add_service(InterceptedService::new(
+                spanlake_query::flight::service(Arc::clone(&engine)),
+                crate::auth::grpc(tokens.clone()),
+            ))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(flight_listener),
                 stopped(stop_rx.clone()),
