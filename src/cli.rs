@@ -103,6 +103,20 @@ pub struct ServeArgs {
     /// already reading it finish.
     #[arg(long, env = "SPANLAKE_DELETION_GRACE", default_value = "5m", value_parser = parse_duration)]
     pub deletion_grace: Duration,
+    /// How often compaction merges small Parquet files of the same hour into large sorted
+    /// ones; `0s` turns it off.
+    #[arg(long, env = "SPANLAKE_COMPACTION_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub compaction_interval: Duration,
+    /// Files with fewer spans are small; compaction writes files of about this many spans.
+    #[arg(
+        long,
+        env = "SPANLAKE_COMPACTION_TARGET_SPANS",
+        default_value_t = 1_000_000
+    )]
+    pub compaction_target_spans: u64,
+    /// Small files of one hour it takes before compaction merges them.
+    #[arg(long, env = "SPANLAKE_COMPACTION_MIN_FILES", default_value_t = 4)]
+    pub compaction_min_files: usize,
     /// Most spans in one OTLP request; more is refused (HTTP 413, gRPC RESOURCE_EXHAUSTED).
     #[arg(
         long,

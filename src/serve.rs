@@ -133,6 +133,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.retention = args.retention;
     config.retention_interval = args.retention_interval;
     config.deletion_grace = args.deletion_grace;
+    config.compaction_interval =
+        (!args.compaction_interval.is_zero()).then_some(args.compaction_interval);
+    config.compaction_target_rows = args.compaction_target_spans;
+    config.compaction_min_files = args.compaction_min_files;
     let store = Store::open(config)
         .await
         .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;

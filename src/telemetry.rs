@@ -108,6 +108,15 @@ fn describe() {
         "spanlake_flush_failures_total",
         "Flushes of a tenant that failed (its spans stay in memory and the WAL)"
     );
+    describe_histogram!(
+        "spanlake_compaction_duration_seconds",
+        Unit::Seconds,
+        "Merging one group of small files into one"
+    );
+    describe_counter!(
+        "spanlake_compacted_files_total",
+        "Small files merged away by compaction"
+    );
     describe_counter!(
         "spanlake_retention_deleted_files_total",
         "Parquet files deleted because all their spans were older than --retention"

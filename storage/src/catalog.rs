@@ -131,6 +131,9 @@ pub struct Loaded {
     pub coverage: HashMap<(String, String), u64>,
     /// Paths of every data file any entry names, live or replaced.
     pub known_paths: std::collections::HashSet<String>,
+    /// Entries another entry replaces (compacted away; left over if a crash or restart came
+    /// before their deletion).
+    pub replaced: Vec<FileMeta>,
 }
 
 /// Reads every catalog entry. An unreadable entry is reported and skipped, never fatal.
@@ -185,9 +188,15 @@ pub async fn load(store: Arc<dyn ObjectStore>) -> Result<Loaded> {
         .cloned()
         .map(CatalogFile::new)
         .collect::<Result<_>>()?;
+    let superseded = entries
+        .iter()
+        .filter(|e| replaced.contains(e.id.as_str()))
+        .cloned()
+        .collect();
     Ok(Loaded {
         files,
         coverage,
         known_paths,
+        replaced: superseded,
     })
 }

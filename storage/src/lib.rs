@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use object_store::ObjectStore;
 
 pub use catalog::CatalogFile;
-pub use store::{ExpireStats, FlushStats, Store, StoreConfig};
+pub use store::{CompactStats, ExpireStats, FlushStats, Store, StoreConfig};
 
 /// Errors of the storage crate.
 #[derive(Debug, thiserror::Error)]

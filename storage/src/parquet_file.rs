@@ -126,3 +126,24 @@ pub fn encode(batches: &[RecordBatch]) -> Result<EncodedFile> {
         trace_filter,
     })
 }
+
+/// Reads a whole span file back as batches (for compaction, whose inputs are small files).
+pub async fn read(
+    objects: Arc<dyn object_store::ObjectStore>,
+    path: &str,
+) -> Result<Vec<RecordBatch>> {
+    use object_store::ObjectStoreExt;
+    let bytes = objects
+        .get(&object_store::path::Path::from(path))
+        .await?
+        .bytes()
+        .await?;
+    tokio::task::spawn_blocking(move || {
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?
+            .build()?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::from)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("parquet read task: {e}")))?
+}

@@ -41,9 +41,16 @@ pub struct StoreConfig {
     pub retention: Option<Duration>,
     /// How often retention looks for expired files.
     pub retention_interval: Duration,
-    /// How long an expired file stays on disk after it left the catalog, so queries that
-    /// already planned it can finish reading.
+    /// How long an expired or compacted-away file stays on disk after it left the catalog, so
+    /// queries that already planned it can finish reading.
     pub deletion_grace: Duration,
+    /// How often compaction looks for small files to merge; `None` turns it off.
+    pub compaction_interval: Option<Duration>,
+    /// Files with fewer spans than this are small; compaction merges small files of the same
+    /// hour into files of about this many spans.
+    pub compaction_target_rows: u64,
+    /// Small files of one hour it takes before compaction merges them.
+    pub compaction_min_files: usize,
 }
 
 impl StoreConfig {
@@ -57,8 +64,22 @@ impl StoreConfig {
             retention: None,
             retention_interval: Duration::from_secs(60),
             deletion_grace: Duration::from_secs(300),
+            compaction_interval: Some(Duration::from_secs(300)),
+            compaction_target_rows: 1_000_000,
+            compaction_min_files: 4,
         }
     }
+}
+
+/// What one compaction pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CompactStats {
+    /// Files merged away and files written.
+    pub files_in: usize,
+    pub files_out: usize,
+    pub rows: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 /// What one retention pass removed.
@@ -118,6 +139,8 @@ struct Inner {
     wal: Mutex<Option<Arc<Wal>>>,
     wal_dir: PathBuf,
     flush_lock: tokio::sync::Mutex<()>,
+    /// One compaction at a time.
+    compact_lock: tokio::sync::Mutex<()>,
     flush_wanted: Arc<Notify>,
 }
 
@@ -230,12 +253,209 @@ impl Store {
                 wal: Mutex::new(Some(Arc::new(wal))),
                 wal_dir,
                 flush_lock: tokio::sync::Mutex::new(()),
+                compact_lock: tokio::sync::Mutex::new(()),
                 flush_wanted: Arc::new(Notify::new()),
             }),
         };
         store.spawn_flusher();
         store.spawn_retention();
+        store.spawn_compactor();
+        for meta in loaded.replaced {
+            // Superseded by a compacted file before a crash or a restart: only the leftovers
+            // remain to be deleted.
+            store.delete_later(meta, Duration::ZERO);
+        }
         Ok(store)
+    }
+
+    fn spawn_compactor(&self) {
+        let Some(every) = self.inner.config.compaction_interval else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.wal.lock().is_none() {
+                    return;
+                }
+                if let Err(e) = (Store { inner }).compact().await {
+                    tracing::error!(error = %e, "compaction failed; will retry");
+                }
+            }
+        });
+    }
+
+    /// Deletes a file that left the catalog (its entry, then its data) after `grace`.
+    fn delete_later(&self, meta: FileMeta, grace: Duration) {
+        let objects = Arc::clone(&self.inner.objects);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            for location in [
+                catalog::entry_path(&meta.tenant, &meta.id),
+                ObjectPath::from(meta.path.as_str()),
+            ] {
+                match objects.delete(&location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(path = %location, error = %e, "could not delete a replaced file");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Groups of small files worth merging: per tenant and hour of their first span, the small
+    /// files (fewer than `compaction_target_rows`) in time order, taken while their sum stays
+    /// within twice the target, when at least `compaction_min_files` are small.
+    fn compaction_groups(&self) -> Vec<(String, Vec<Arc<CatalogFile>>)> {
+        const HOUR_NS: i64 = 3_600_000_000_000;
+        let config = &self.inner.config;
+        let state = self.inner.state.read();
+        let mut groups = Vec::new();
+        for (tenant, t) in &state.tenants {
+            let mut hours: std::collections::BTreeMap<i64, Vec<Arc<CatalogFile>>> =
+                std::collections::BTreeMap::new();
+            for f in t
+                .files
+                .iter()
+                .filter(|f| f.meta.rows < config.compaction_target_rows)
+            {
+                hours
+                    .entry(f.meta.min_start_ns.div_euclid(HOUR_NS))
+                    .or_default()
+                    .push(Arc::clone(f));
+            }
+            for (_, mut small) in hours {
+                if small.len() < config.compaction_min_files.max(2) {
+                    continue;
+                }
+                small.sort_by_key(|f| (f.meta.min_start_ns, f.meta.id.clone()));
+                let mut group = Vec::new();
+                let mut rows = 0;
+                for f in small {
+                    if !group.is_empty() && rows + f.meta.rows > 2 * config.compaction_target_rows {
+                        break;
+                    }
+                    rows += f.meta.rows;
+                    group.push(f);
+                }
+                if group.len() >= 2 {
+                    groups.push((tenant.clone(), group));
+                }
+            }
+        }
+        groups
+    }
+
+    /// Merges small files of the same tenant and hour into one sorted file each. The new file
+    /// is complete and durable, and its catalog entry (naming the files it `replaces`) is
+    /// published, before the old files leave the catalog in the same step that adds it, so a
+    /// query sees either the old files or the new one, never both or neither; the old files are
+    /// deleted `deletion_grace` later. A crash at any point leaves either the old files (and a
+    /// stray new file, removed at the next start) or the new entry, which hides the old ones.
+    pub async fn compact(&self) -> Result<CompactStats> {
+        let inner = &self.inner;
+        let _one = inner.compact_lock.lock().await;
+        let mut stats = CompactStats::default();
+        for (tenant, inputs) in self.compaction_groups() {
+            let started = Instant::now();
+            let mut batches = Vec::new();
+            for f in &inputs {
+                batches.extend(
+                    crate::parquet_file::read(Arc::clone(&inner.objects), &f.meta.path).await?,
+                );
+            }
+            let mut encoded =
+                tokio::task::spawn_blocking(move || crate::parquet_file::encode(&batches))
+                    .await
+                    .map_err(|e| Error::Internal(format!("parquet encode task: {e}")))??;
+            let (path, id) = self.file_path(&tenant, encoded.min_start_ns);
+            let size = encoded.bytes.len() as u64;
+            let location = ObjectPath::from(path.as_str());
+            inner
+                .objects
+                .put_opts(
+                    &location,
+                    PutPayload::from(std::mem::take(&mut encoded.bytes)),
+                    PutOptions {
+                        mode: PutMode::Create,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            self.sync_local(&path)?;
+            // The highest WAL coverage of this node among the inputs stays recorded.
+            let through = inputs
+                .iter()
+                .filter_map(|f| f.meta.wal.as_ref())
+                .filter(|w| w.node == inner.node_id)
+                .map(|w| w.through_seq)
+                .max();
+            let replaces: Vec<String> = inputs.iter().map(|f| f.meta.id.clone()).collect();
+            let _flushes = inner.flush_lock.lock().await;
+            // Retention may have removed an input meanwhile: then leave everything as it is.
+            let still_live = {
+                let state = inner.state.read();
+                state.tenants.get(&tenant).is_some_and(|t| {
+                    replaces
+                        .iter()
+                        .all(|id| t.files.iter().any(|f| &f.meta.id == id))
+                })
+            };
+            if !still_live {
+                let _ = inner.objects.delete(&location).await;
+                continue;
+            }
+            let file = match self
+                .publish_file(
+                    &tenant,
+                    id,
+                    path.clone(),
+                    size,
+                    encoded,
+                    through,
+                    replaces.clone(),
+                )
+                .await
+            {
+                Ok(file) => Arc::new(file),
+                Err(e) => {
+                    let _ = inner.objects.delete(&location).await;
+                    return Err(e);
+                }
+            };
+            {
+                let mut state = inner.state.write();
+                let t = state.tenants.entry(tenant.clone()).or_default();
+                t.files.retain(|f| !replaces.contains(&f.meta.id));
+                t.files.push(Arc::clone(&file));
+            }
+            drop(_flushes);
+            stats.files_in += inputs.len();
+            stats.files_out += 1;
+            stats.rows += file.meta.rows;
+            stats.bytes_in += inputs.iter().map(|f| f.meta.size).sum::<u64>();
+            stats.bytes_out += file.meta.size;
+            for f in &inputs {
+                self.delete_later(f.meta.clone(), inner.config.deletion_grace);
+            }
+            metrics::histogram!("spanlake_compaction_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("spanlake_compacted_files_total").increment(inputs.len() as u64);
+        }
+        if stats.files_out > 0 {
+            tracing::info!(
+                files_in = stats.files_in,
+                files_out = stats.files_out,
+                spans = stats.rows,
+                bytes_in = stats.bytes_in,
+                bytes_out = stats.bytes_out,
+                "compacted"
+            );
+        }
+        Ok(stats)
     }
 
     /// With a retention set, expires old files every `retention_interval`.
@@ -471,13 +691,7 @@ impl Store {
             tokio::task::spawn_blocking(move || crate::parquet_file::encode(&batches))
                 .await
                 .map_err(|e| Error::Internal(format!("parquet encode task: {e}")))??;
-        let id = uuid::Uuid::now_v7().simple().to_string();
-        let start = chrono_parts(encoded.min_start_ns);
-        // The node id in the name tells whose unfinished flush a file without a catalog entry is.
-        let path = format!(
-            "spans/tenant={tenant}/date={}/hour={:02}/{}-{id}.parquet",
-            start.0, start.1, self.inner.node_id
-        );
+        let (path, id) = self.file_path(tenant, encoded.min_start_ns);
         let size = encoded.bytes.len() as u64;
         let opts = PutOptions {
             mode: PutMode::Create,
@@ -493,7 +707,7 @@ impl Store {
             )
             .await?;
         let published = self
-            .publish_file(tenant, id, path.clone(), size, encoded, sealed)
+            .publish_file(tenant, id, path.clone(), size, encoded, sealed, Vec::new())
             .await;
         if published.is_err() {
             // Without its catalog entry the file is invisible but would still be read by
@@ -505,6 +719,19 @@ impl Store {
         published
     }
 
+    /// A new data file's path and id. The node id in the name tells whose unfinished flush or
+    /// compaction a file without a catalog entry is.
+    fn file_path(&self, tenant: &str, min_start_ns: i64) -> (String, String) {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let start = chrono_parts(min_start_ns);
+        let path = format!(
+            "spans/tenant={tenant}/date={}/hour={:02}/{}-{id}.parquet",
+            start.0, start.1, self.inner.node_id
+        );
+        (path, id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn publish_file(
         &self,
         tenant: &str,
@@ -513,6 +740,7 @@ impl Store {
         size: u64,
         encoded: crate::parquet_file::EncodedFile,
         sealed: Option<u64>,
+        replaces: Vec<String>,
     ) -> Result<CatalogFile> {
         self.sync_local(&path)?;
         let meta = FileMeta {
@@ -532,7 +760,7 @@ impl Store {
                 node: self.inner.node_id.clone(),
                 through_seq,
             }),
-            replaces: Vec::new(),
+            replaces,
             trace_filter: catalog::encode_filter(&encoded.trace_filter)?,
         };
         catalog::publish(self.inner.objects.as_ref(), &meta).await?;

@@ -216,3 +216,117 @@ fn civil_dates() {
         ("2000-02-29".to_string(), 1)
     );
 }
+
+fn parquet_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn compaction_merges_small_files_into_one_sorted_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.compaction_interval = None;
+    cfg.compaction_min_files = 3;
+    cfg.deletion_grace = Duration::ZERO;
+    let store = Store::open(cfg.clone()).await.unwrap();
+    // Four flushes: four small files of the same hour; the same trace spans them all.
+    for i in 0..4 {
+        store.append(&tenant(), batch(7, i * 10, 10)).await.unwrap();
+        store
+            .append(&tenant(), batch(i as u8, 1000 + i * 10, 5))
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let before = store.snapshot(&tenant(), &TimeRange::ALL, &[]);
+    assert_eq!((before.files.len(), rows(&before)), (4, (0, 60)));
+
+    let stats = store.compact().await.unwrap();
+    assert_eq!((stats.files_in, stats.files_out, stats.rows), (4, 1, 60));
+    let after = store.snapshot(&tenant(), &TimeRange::ALL, &[]);
+    assert_eq!((after.files.len(), rows(&after)), (1, (0, 60)));
+    let merged = &after.files[0].meta;
+    assert_eq!(merged.replaces.len(), 4);
+    assert!(after.files[0].may_contain_trace(&"07".repeat(16)));
+    // The file is sorted by trace id: trace 7's forty spans are contiguous.
+    let batches = crate::parquet_file::read(store.object_store(), &merged.path)
+        .await
+        .unwrap();
+    let ids: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let c = arrow::array::AsArray::as_string::<i32>(b.column(0));
+            c.iter()
+                .map(|v| v.unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+    // Old files leave the disk; nothing is left to compact.
+    assert!(
+        wait_for(|| parquet_files(dir.path()) == 1).await,
+        "old files deleted"
+    );
+    assert_eq!(store.compact().await.unwrap(), CompactStats::default());
+    store.shutdown().await.unwrap();
+    drop(store);
+
+    // After a restart the merged file alone is live, with every span.
+    let store = Store::open(cfg).await.unwrap();
+    let reopened = store.snapshot(&tenant(), &TimeRange::ALL, &[]);
+    assert_eq!((reopened.files.len(), rows(&reopened)), (1, (0, 60)));
+}
+
+#[tokio::test]
+async fn entries_left_over_from_a_compaction_are_hidden_and_cleaned_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.compaction_interval = None;
+    cfg.compaction_min_files = 2;
+    // Old files are not deleted before the "crash".
+    cfg.deletion_grace = Duration::from_secs(3600);
+    let store = Store::open(cfg.clone()).await.unwrap();
+    for i in 0..3 {
+        store.append(&tenant(), batch(1, i * 10, 10)).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    store.compact().await.unwrap();
+    assert_eq!(
+        parquet_files(dir.path()),
+        4,
+        "the old files wait for their grace"
+    );
+    store.shutdown().await.unwrap();
+    drop(store);
+
+    // The replaced entries are still there: the new one hides them, and start deletes them.
+    cfg.deletion_grace = Duration::ZERO;
+    let store = Store::open(cfg).await.unwrap();
+    let snapshot = store.snapshot(&tenant(), &TimeRange::ALL, &[]);
+    assert_eq!((snapshot.files.len(), rows(&snapshot)), (1, (0, 30)));
+    assert!(wait_for(|| parquet_files(dir.path()) == 1).await);
+}
+
+async fn wait_for(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
