@@ -118,6 +118,10 @@ fn describe() {
         "Small files merged away by compaction"
     );
     describe_counter!(
+        "spanlake_quarantined_files_total",
+        "Damaged Parquet files moved to quarantine/ at start"
+    );
+    describe_counter!(
         "spanlake_retention_deleted_files_total",
         "Parquet files deleted because all their spans were older than --retention"
     );

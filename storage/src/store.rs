@@ -195,6 +195,10 @@ impl Store {
         remove_unlisted_files(objects.as_ref(), &node_id, &loaded.known_paths).await?;
         let mut state = State::default();
         for file in loaded.files {
+            if let Err(why) = check_file(objects.as_ref(), &file.meta).await {
+                quarantine(objects.as_ref(), &file.meta, &why).await;
+                continue;
+            }
             state
                 .tenants
                 .entry(file.meta.tenant.clone())
@@ -810,6 +814,55 @@ impl Store {
                 .map_err(|e| Error::Internal(e.to_string()))?;
         }
         stats
+    }
+}
+
+/// Whether a data file is whole: present, of the size its entry records, ending in Parquet's
+/// magic bytes.
+async fn check_file(objects: &dyn ObjectStore, meta: &FileMeta) -> std::result::Result<(), String> {
+    let location = ObjectPath::from(meta.path.as_str());
+    let head = objects
+        .head(&location)
+        .await
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if head.size != meta.size {
+        return Err(format!(
+            "is {} bytes where its catalog entry says {}",
+            head.size, meta.size
+        ));
+    }
+    if meta.size < 8 {
+        return Err("is too short to be Parquet".into());
+    }
+    let tail = objects
+        .get_range(&location, meta.size - 4..meta.size)
+        .await
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if &tail[..] != b"PAR1" {
+        return Err("does not end like a Parquet file".into());
+    }
+    Ok(())
+}
+
+/// Takes a damaged file out of service without stopping the server: its data file moves to
+/// `quarantine/<path>`, its catalog entry to `quarantine/<entry path>`, and the problem is
+/// logged and counted. Its spans are gone from queries until someone restores the file.
+async fn quarantine(objects: &dyn ObjectStore, meta: &FileMeta, why: &str) {
+    tracing::error!(
+        path = meta.path,
+        tenant = meta.tenant,
+        spans = meta.rows,
+        "data file {why}; moved to quarantine/ and left out of queries"
+    );
+    metrics::counter!("spanlake_quarantined_files_total").increment(1);
+    let data = ObjectPath::from(meta.path.as_str());
+    let entry = catalog::entry_path(&meta.tenant, &meta.id);
+    for from in [data, entry] {
+        let to = ObjectPath::from(format!("quarantine/{from}"));
+        match objects.rename(&from, &to).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(path = %from, error = %e, "could not move to quarantine"),
+        }
     }
 }
 

@@ -330,3 +330,35 @@ async fn wait_for(mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+#[tokio::test]
+async fn a_damaged_file_is_quarantined_and_the_rest_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    store.append(&tenant(), batch(1, 0, 10)).await.unwrap();
+    store.flush().await.unwrap();
+    store.append(&tenant(), batch(2, 100, 7)).await.unwrap();
+    store.flush().await.unwrap();
+    let files = store.snapshot(&tenant(), &TimeRange::ALL, &[]).files;
+    let damaged = files[0].meta.clone();
+    store.shutdown().await.unwrap();
+    drop(store);
+
+    // Half of one file is lost (a bad copy, a disk error).
+    let path = dir.path().join(&damaged.path);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(damaged.size / 2).unwrap();
+    drop(f);
+
+    let store = Store::open(config(dir.path())).await.unwrap();
+    let snapshot = store.snapshot(&tenant(), &TimeRange::ALL, &[]);
+    assert_eq!(snapshot.files.len(), 1);
+    assert_ne!(snapshot.files[0].meta.id, damaged.id);
+    assert!(dir.path().join("quarantine").join(&damaged.path).exists());
+    assert!(!path.exists());
+    store.shutdown().await.unwrap();
+    drop(store);
+    // It stays out, without complaint, at the next start.
+    let store = Store::open(config(dir.path())).await.unwrap();
+    assert_eq!(store.snapshot(&tenant(), &TimeRange::ALL, &[]).files.len(), 1);
+}
