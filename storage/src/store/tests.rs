@@ -360,5 +360,8 @@ async fn a_damaged_file_is_quarantined_and_the_rest_served() {
     drop(store);
     // It stays out, without complaint, at the next start.
     let store = Store::open(config(dir.path())).await.unwrap();
-    assert_eq!(store.snapshot(&tenant(), &TimeRange::ALL, &[]).files.len(), 1);
+    assert_eq!(
+        store.snapshot(&tenant(), &TimeRange::ALL, &[]).files.len(),
+        1
+    );
 }
