@@ -35,6 +35,9 @@ use crate::{Error, Result};
 /// columns (`rootName`, `rootServiceName`, `traceDuration`) are needed.
 const BASE: &str = "\u{1}base\u{1}";
 
+/// Marks where a relation can be limited to some traces (see [`Compiled::restricted`]).
+const ONLY: &str = "\u{2}only\u{2}";
+
 /// The longest SQL a query may compile to. Nested structural operators read their operands
 /// twice, so the text grows with the nesting; this bounds it long before memory is at risk.
 const MAX_SQL_BYTES: usize = 1 << 20;
@@ -50,6 +53,40 @@ pub struct Compiled {
     pub outputs: Vec<Output>,
     /// The names of the `by(...)` fields, in order, when the last grouping has any.
     pub group_by: Vec<String>,
+    /// Whether the query has structural operators (their work grows with the traces looked at).
+    pub structural: bool,
+}
+
+impl Compiled {
+    /// The relation, its parameters and the output fields, limited to the traces `ids` when
+    /// given (a TraceQL query is evaluated trace by trace, so limiting the traces changes no
+    /// trace's result).
+    pub fn restricted(&self, ids: Option<&[String]>) -> (String, Vec<ScalarValue>, Vec<Output>) {
+        let mut params = self.params.clone();
+        let only = match ids {
+            None => String::new(),
+            Some(ids) => {
+                let list: Vec<String> = ids
+                    .iter()
+                    .map(|id| {
+                        params.push(ScalarValue::Utf8(Some(id.clone())));
+                        format!("${}", params.len())
+                    })
+                    .collect();
+                format!(" AND trace_id IN ({})", list.join(", "))
+            }
+        };
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|o| Output {
+                name: o.name.clone(),
+                value: o.value.replace(ONLY, &only),
+                kind: o.kind.replace(ONLY, &only),
+            })
+            .collect();
+        (self.relation.replace(ONLY, &only), params, outputs)
+    }
 }
 
 /// A field shown on matching spans.
@@ -186,6 +223,7 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
             }
         };
     let compiled = c.finish(relation);
+    let (relation, params, _) = compiled.restricted(None);
     let mut inner = vec![format!(
         "date_bin(INTERVAL '{step_ms} milliseconds', start_time, \
          TIMESTAMP '1970-01-01T00:00:00Z') AS tql_bucket"
@@ -211,13 +249,13 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
         "SELECT {} FROM (SELECT {} FROM {} tql_m) tql_b GROUP BY {} ORDER BY {}",
         outer.join(", "),
         inner.join(", "),
-        compiled.relation,
+        relation,
         keys.join(", "),
         keys.join(", ")
     );
     Ok(CompiledMetrics {
         sql,
-        params: compiled.params,
+        params,
         labels,
         values,
     })
@@ -234,6 +272,8 @@ struct Compiler {
     group_by: Vec<String>,
     /// For unique aliases.
     next_alias: usize,
+    /// Whether a structural operator was compiled.
+    structural: bool,
 }
 
 /// The type of a value known when compiling.
@@ -324,7 +364,7 @@ impl Compiler {
             Some(window.end_ns),
             Some("UTC".into()),
         ));
-        c.window = format!("start_time >= {start} AND start_time < {end}");
+        c.window = format!("start_time >= {start} AND start_time < {end}{ONLY}");
         c
     }
 
@@ -344,6 +384,7 @@ impl Compiler {
                 })
                 .collect(),
             group_by: self.group_by,
+            structural: self.structural,
         }
     }
 
@@ -523,6 +564,7 @@ impl Compiler {
         rhs: &SpansetExpr,
         source: &str,
     ) -> Result<String> {
+        self.structural = true;
         let (l, r) = (self.operand(lhs, source)?, self.operand(rhs, source)?);
         let negated = matches!(
             op,

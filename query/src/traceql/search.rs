@@ -108,25 +108,17 @@ pub async fn search(
     request: &SearchRequest,
 ) -> Result<Outcome> {
     let compiled = compile(&request.query, request.window)?;
-    let engine = traces.engine();
-    let sql = format!(
-        "SELECT trace_id, max(start_time) AS tql_latest FROM {} tql_found GROUP BY trace_id \
-         ORDER BY tql_latest DESC, trace_id LIMIT {}",
-        compiled.relation,
-        request.limit.max(1)
-    );
-    let found = engine
-        .query_measured(tenant, &sql, compiled.params.clone())
-        .await?;
-    let mut ids = Vec::new();
-    for batch in &found.batches {
-        ids.extend(texts(batch, 0)?.into_iter().flatten());
-    }
+    let (ids, found_bytes, found_rows) = if compiled.structural {
+        newest_in_chunks(traces, tenant, &compiled, request).await?
+    } else {
+        newest(traces, tenant, &compiled, None, request.limit).await?
+    };
+    let ids: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
     if ids.is_empty() {
         return Ok(Outcome {
             traces: Vec::new(),
-            bytes_read: found.bytes_read,
-            spans_read: found.rows_read,
+            bytes_read: found_bytes,
+            spans_read: found_rows,
         });
     }
     let (summaries, (mut sets, bytes_read, spans_read)) = futures::try_join!(
@@ -145,9 +137,89 @@ pub async fn search(
         .collect();
     Ok(Outcome {
         traces,
-        bytes_read: found.bytes_read + bytes_read,
-        spans_read: found.rows_read + spans_read,
+        bytes_read: found_bytes + bytes_read,
+        spans_read: found_rows + spans_read,
     })
+}
+
+/// Traces looked at per step of a structural search.
+const CHUNK_TRACES: usize = 2_000;
+/// Most traces a structural search looks at, newest first.
+const MAX_CANDIDATE_TRACES: usize = 50_000;
+
+/// The newest traces the query keeps (with their latest matching start), at most `limit`,
+/// among `only` when given; plus bytes and rows read.
+async fn newest(
+    traces: &Traces,
+    tenant: &TenantId,
+    compiled: &Compiled,
+    only: Option<&[String]>,
+    limit: usize,
+) -> Result<(Vec<(String, i64)>, u64, u64)> {
+    let (relation, params, _) = compiled.restricted(only);
+    let sql = format!(
+        "SELECT trace_id, CAST(max(start_time) AS BIGINT) AS tql_latest FROM {relation} \
+         tql_found GROUP BY trace_id ORDER BY tql_latest DESC, trace_id LIMIT {}",
+        limit.max(1)
+    );
+    let found = traces.engine().query_measured(tenant, &sql, params).await?;
+    let mut ids = Vec::new();
+    for batch in &found.batches {
+        let names = texts(batch, 0)?;
+        let latest = int64s(batch, 1)?;
+        ids.extend(
+            names
+                .into_iter()
+                .zip(latest)
+                .filter_map(|(n, l)| Some((n?, l))),
+        );
+    }
+    Ok((ids, found.bytes_read, found.rows_read))
+}
+
+/// Structural operators partition every candidate trace's spans, which does not scale with
+/// the window; so traces are looked at newest first (by their latest span), a chunk at a
+/// time, until `limit` traces match or [`MAX_CANDIDATE_TRACES`] were looked at. Each chunk's
+/// ids go into the scans as an `IN` list.
+async fn newest_in_chunks(
+    traces: &Traces,
+    tenant: &TenantId,
+    compiled: &Compiled,
+    request: &SearchRequest,
+) -> Result<(Vec<(String, i64)>, u64, u64)> {
+    let window = request.window;
+    let stamp = |ns| ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into()));
+    let candidates = traces
+        .engine()
+        .query_measured(
+            tenant,
+            &format!(
+                "SELECT trace_id, max(start_time) AS tql_latest FROM spans \
+                 WHERE start_time >= $1 AND start_time < $2 GROUP BY trace_id \
+                 ORDER BY tql_latest DESC, trace_id LIMIT {MAX_CANDIDATE_TRACES}"
+            ),
+            vec![stamp(window.start_ns), stamp(window.end_ns)],
+        )
+        .await?;
+    let (mut bytes, mut rows) = (candidates.bytes_read, candidates.rows_read);
+    let mut ids = Vec::new();
+    for batch in &candidates.batches {
+        ids.extend(texts(batch, 0)?.into_iter().flatten());
+    }
+    let mut found = Vec::new();
+    for chunk in ids.chunks(CHUNK_TRACES) {
+        let (mut matched, b, r) =
+            newest(traces, tenant, compiled, Some(chunk), request.limit).await?;
+        bytes += b;
+        rows += r;
+        found.append(&mut matched);
+        if found.len() >= request.limit {
+            break;
+        }
+    }
+    found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    found.truncate(request.limit.max(1));
+    Ok((found, bytes, rows))
 }
 
 /// A text column's values.
@@ -164,21 +236,16 @@ async fn spansets(
     ids: &[String],
     spans_per_set: usize,
 ) -> Result<(Spansets, u64, u64)> {
-    let mut params = compiled.params.clone();
-    let mut bind = |value: ScalarValue| {
-        params.push(value);
-        format!("${}", params.len())
-    };
-    let list: Vec<String> = ids
-        .iter()
-        .map(|id| bind(ScalarValue::Utf8(Some(id.clone()))))
-        .collect();
-    let per_set = bind(ScalarValue::Int64(Some(
+    // The relation limited to these traces: each trace's spansets are the same, and the scans
+    // read only them.
+    let (relation, mut params, shown_fields) = compiled.restricted(Some(ids));
+    params.push(ScalarValue::Int64(Some(
         spans_per_set.clamp(1, i64::MAX as usize) as i64,
     )));
+    let per_set = format!("${}", params.len());
     let mut outputs = String::new();
     let mut names = String::new();
-    for (i, output) in compiled.outputs.iter().enumerate() {
+    for (i, output) in shown_fields.iter().enumerate() {
         outputs.push_str(&format!(
             ", {} AS tql_o{i}, {} AS tql_k{i}",
             output.value, output.kind
@@ -193,10 +260,8 @@ async fn spansets(
                  row_number() OVER (PARTITION BY trace_id, grp ORDER BY start_time, span_id) \
                    AS tql_nth, \
                  count(*) OVER (PARTITION BY trace_id, grp) AS tql_matched \
-               FROM {} tql_found WHERE trace_id IN ({})) tql_sets \
-         WHERE tql_nth <= {per_set} ORDER BY trace_id, grp, start_time, span_id",
-        compiled.relation,
-        list.join(", ")
+               FROM {relation} tql_found) tql_sets \
+         WHERE tql_nth <= {per_set} ORDER BY trace_id, grp, start_time, span_id"
     );
     let output = traces.engine().query_measured(tenant, &sql, params).await?;
     let mut sets = Spansets::new();
