@@ -303,7 +303,7 @@ impl Store {
                 match objects.delete(&location).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                     Err(e) => {
-                        tracing::warn!(path = %location, error = %e, "could not delete a replaced file");
+                        tracing::warn!(path = %location, error = %e, "could not delete a file that left the catalog");
                     }
                 }
             }
@@ -523,18 +523,7 @@ impl Store {
             stats.files += 1;
             stats.bytes += meta.size;
             stats.spans += meta.rows;
-            let objects = Arc::clone(&inner.objects);
-            let location = ObjectPath::from(meta.path.as_str());
-            let grace = inner.config.deletion_grace;
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                match objects.delete(&location).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => {
-                        tracing::warn!(path = %location, error = %e, "could not delete an expired file")
-                    }
-                }
-            });
+            self.delete_later(meta.clone(), inner.config.deletion_grace);
         }
         if stats.files > 0 {
             metrics::counter!("spanlake_retention_deleted_files_total")
