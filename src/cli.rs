@@ -36,6 +36,9 @@ pub enum Command {
     /// Measure Spanlake on this machine (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Send realistic OTLP traffic to a server (or one it starts) and report accepted spans/s,
+    /// export latency, and the server's CPU and memory per million spans.
+    Loadgen(Box<crate::loadgen::LoadgenArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +143,13 @@ pub struct ServeArgs {
     /// the file holds one `<token> <tenant>` per line, and a token reaches only its tenant.
     #[arg(long, env = "SPANLAKE_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
+    /// Serve TLS on every listener (OTLP gRPC and HTTP, the query API and UI, Flight SQL) with
+    /// this PEM certificate chain; needs `--tls-key-file`.
+    #[arg(long, env = "SPANLAKE_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert-file` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SPANLAKE_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
     /// Time limit of one query.
     #[arg(long, env = "SPANLAKE_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub query_timeout: Duration,

@@ -22,6 +22,7 @@ use tonic::service::interceptor::InterceptedService;
 
 use crate::auth::Tokens;
 use crate::cli::ServeArgs;
+use crate::tls::{Incoming, Tls};
 
 #[derive(Clone)]
 struct Health {
@@ -84,6 +85,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if tokens.is_some() {
         tracing::info!("bearer-token auth is on");
     }
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            tracing::info!(cert = %cert.display(), "TLS is on for every listener");
+            Some(Tls::load(cert, key)?)
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert-file and --tls-key-file go together: give both or neither"),
+    };
     let health = Health {
         ready: Arc::new(AtomicBool::new(false)),
     };
@@ -121,7 +130,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     let http_server = tokio::spawn(
-        axum::serve(http_listener, http_router)
+        axum::serve(Incoming::new(http_listener, tls.clone())?, http_router)
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future(),
     );
@@ -179,13 +188,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 crate::auth::grpc(tokens.clone()),
             ))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(grpc_listener),
+                Incoming::new(grpc_listener, tls.clone())?,
                 stopped(stop_rx.clone()),
             ),
     );
     let otlp_http_server = tokio::spawn(
         axum::serve(
-            otlp_http_listener,
+            Incoming::new(otlp_http_listener, tls.clone())?,
             guarded(
                 spanlake_collector::http::router(
                     receiver,
@@ -208,7 +217,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 crate::auth::grpc(tokens.clone()),
             ))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(flight_listener),
+                Incoming::new(flight_listener, tls.clone())?,
                 stopped(stop_rx.clone()),
             ),
     );

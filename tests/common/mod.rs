@@ -16,6 +16,8 @@ pub struct Server {
     pub otlp_http: SocketAddr,
     pub http: SocketAddr,
     pub flight: SocketAddr,
+    /// The certificate the server serves when started with `--tls-cert-file`.
+    pub tls_cert: Option<PathBuf>,
     extra: Vec<String>,
 }
 
@@ -40,6 +42,10 @@ impl Server {
             otlp_http: free_port(),
             http: free_port(),
             flight: free_port(),
+            tls_cert: extra
+                .iter()
+                .position(|a| *a == "--tls-cert-file")
+                .map(|i| PathBuf::from(extra[i + 1])),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.spawn();
@@ -75,7 +81,7 @@ impl Server {
 
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let client = reqwest::blocking::Client::new();
+        let client = self.client();
         loop {
             if let Ok(r) = client.get(self.url("/readyz")).send()
                 && r.status().is_success()
@@ -98,16 +104,36 @@ impl Server {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// An HTTP client for this server (trusting its certificate when it serves TLS).
+    pub fn client(&self) -> reqwest::blocking::Client {
+        let mut builder = reqwest::blocking::Client::builder();
+        if let Some(cert) = &self.tls_cert {
+            let pem = std::fs::read(cert).unwrap();
+            builder = builder
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        builder.build().unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
+        format!("{}://{}{path}", self.scheme(), self.http)
     }
 
     pub fn otlp_http_url(&self) -> String {
-        format!("http://{}/v1/traces", self.otlp_http)
+        format!("{}://{}/v1/traces", self.scheme(), self.otlp_http)
     }
 
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.grpc)
+        format!("{}://{}", self.scheme(), self.grpc)
     }
 
     /// Runs SQL through `POST /api/sql` and returns the JSON answer; panics unless 200.
@@ -118,7 +144,8 @@ impl Server {
     }
 
     pub fn sql_status(&self, sql: &str, tenant: Option<&str>) -> (u16, Value) {
-        let mut request = reqwest::blocking::Client::new()
+        let mut request = self
+            .client()
             .post(self.url("/api/sql"))
             .json(&serde_json::json!({ "sql": sql }));
         if let Some(t) = tenant {
