@@ -16,6 +16,13 @@ pub struct Workload {
     pub spans_per_request: usize,
     /// Fraction of traces with an error.
     pub error_rate: f64,
+    /// Children per span: `Some(k)` builds k-ary call trees (depth grows as log_k of the
+    /// trace's size); `None` gives each span a random earlier parent.
+    pub fan_out: Option<usize>,
+    /// Attributes added to every span beyond the ~10 of HTTP and DB instrumentation.
+    pub extra_attributes: usize,
+    /// Length of each extra attribute's (random) string value, to vary span size.
+    pub extra_attribute_bytes: usize,
     pub seed: u64,
 }
 
@@ -26,6 +33,9 @@ impl Default for Workload {
             spans_per_trace: 10,
             spans_per_request: 512,
             error_rate: 0.05,
+            fan_out: None,
+            extra_attributes: 0,
+            extra_attribute_bytes: 16,
             seed: 42,
         }
     }
@@ -81,7 +91,10 @@ impl Workload {
             let mut bounds: Vec<(u64, u64)> = Vec::with_capacity(n);
             for j in 0..n {
                 let id: [u8; 8] = rng.random::<u64>().max(1).to_be_bytes();
-                let parent = (j > 0).then(|| rng.random_range(0..j));
+                let parent = (j > 0).then(|| match self.fan_out {
+                    Some(k) => (j - 1) / k.max(1),
+                    None => rng.random_range(0..j),
+                });
                 let (start, end) = match parent {
                     None => (
                         trace_start,
@@ -127,6 +140,12 @@ impl Workload {
                     ));
                 } else {
                     attributes.push(i("http.response.body.size", rng.random_range(100..50_000)));
+                }
+                for n in 0..self.extra_attributes {
+                    let value: String = (0..self.extra_attribute_bytes)
+                        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+                        .collect();
+                    attributes.push(s(&format!("app.extra.{n}"), value));
                 }
                 let span = Span {
                     trace_id: trace_id.to_vec(),
