@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
 use arrow::datatypes::TimestampNanosecondType;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -35,11 +35,42 @@ pub struct EncodedFile {
     pub trace_filter: Sbbf,
 }
 
+/// How hard the encoder compresses: flushes sit on the ingest path, compaction runs in the
+/// background and writes the files that stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    /// zstd level 1: a flush keeps up with ingest.
+    Flush,
+    /// zstd level 7: about 12% smaller than level 1 for about twice the encoding CPU, paid
+    /// once per span in the background (measured in BENCHMARKS.md).
+    Compaction,
+}
+
+impl Effort {
+    fn zstd_level(self) -> i32 {
+        match self {
+            Effort::Flush => 1,
+            Effort::Compaction => 7,
+        }
+    }
+}
+
+/// Columns of (nearly) unique values, where a dictionary only costs time: ids are written
+/// with their lengths apart from their bytes, timestamps and durations byte-stream-split so
+/// that zstd sees their constant high bytes together (measured in docs/design/storage.md).
+const NO_DICTIONARY: &[(&str, Encoding)] = &[
+    (col::SPAN_ID, Encoding::DELTA_LENGTH_BYTE_ARRAY),
+    (col::PARENT_SPAN_ID, Encoding::DELTA_LENGTH_BYTE_ARRAY),
+    (col::START_TIME, Encoding::BYTE_STREAM_SPLIT),
+    (col::END_TIME, Encoding::BYTE_STREAM_SPLIT),
+    (col::DURATION_NS, Encoding::BYTE_STREAM_SPLIT),
+];
+
 /// Sorts `batches` by (`trace_id`, `start_time`) and encodes them as one Parquet file.
-pub fn encode(batches: &[RecordBatch]) -> Result<EncodedFile> {
+pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     let schema = span_schema();
-    let all = concat_batches(&schema, batches)?;
-    if all.num_rows() == 0 {
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if rows == 0 {
         return Err(Error::Internal(
             "refusing to write an empty parquet file".into(),
         ));
@@ -47,20 +78,44 @@ pub fn encode(batches: &[RecordBatch]) -> Result<EncodedFile> {
     let trace_idx = schema.index_of(col::TRACE_ID)?;
     let start_idx = schema.index_of(col::START_TIME)?;
     let end_idx = schema.index_of(col::END_TIME)?;
+    // Sort on the two key columns alone, then gather every column once from the input
+    // batches in that order: one copy of the spans, not two (concatenate, then take).
+    let key = |idx: usize| -> Result<ArrayRef> {
+        let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(idx).as_ref()).collect();
+        Ok(concat(&columns)?)
+    };
     let order = lexsort_to_indices(
         &[
             SortColumn {
-                values: Arc::clone(all.column(trace_idx)),
+                values: key(trace_idx)?,
                 options: None,
             },
             SortColumn {
-                values: Arc::clone(all.column(start_idx)),
+                values: key(start_idx)?,
                 options: None,
             },
         ],
         None,
     )?;
-    let sorted = take_record_batch(&all, &order)?;
+    let mut located = Vec::with_capacity(rows);
+    let mut offsets = Vec::with_capacity(batches.len());
+    let mut offset = 0;
+    for batch in batches {
+        offsets.push(offset);
+        offset += batch.num_rows();
+    }
+    for &row in order.values() {
+        let row = row as usize;
+        let batch = offsets.partition_point(|&o| o <= row) - 1;
+        located.push((batch, row - offsets[batch]));
+    }
+    let inputs: Vec<&RecordBatch> = batches.iter().collect();
+    let sorted = interleave_record_batch(&inputs, &located)?;
+    let sorted = if sorted.schema() == schema {
+        sorted
+    } else {
+        RecordBatch::try_new(Arc::clone(&schema), sorted.columns().to_vec())?
+    };
 
     let trace_ids = sorted.column(trace_idx).as_string::<i32>();
     let starts = sorted
@@ -86,8 +141,14 @@ pub fn encode(batches: &[RecordBatch]) -> Result<EncodedFile> {
     }
 
     let trace_col = ColumnPath::from(col::TRACE_ID);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+    let mut props = WriterProperties::builder();
+    for (column, encoding) in NO_DICTIONARY {
+        props = props
+            .set_column_dictionary_enabled(ColumnPath::from(*column), false)
+            .set_column_encoding(ColumnPath::from(*column), *encoding);
+    }
+    let props = props
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(effort.zstd_level())?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_bloom_filter_enabled(trace_col.clone(), true)

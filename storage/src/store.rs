@@ -371,10 +371,11 @@ impl Store {
                     crate::parquet_file::read(Arc::clone(&inner.objects), &f.meta.path).await?,
                 );
             }
-            let mut encoded =
-                tokio::task::spawn_blocking(move || crate::parquet_file::encode(&batches))
-                    .await
-                    .map_err(|e| Error::Internal(format!("parquet encode task: {e}")))??;
+            let mut encoded = tokio::task::spawn_blocking(move || {
+                crate::parquet_file::encode(&batches, crate::parquet_file::Effort::Compaction)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("parquet encode task: {e}")))??;
             let (path, id) = self.file_path(&tenant, encoded.min_start_ns);
             let size = encoded.bytes.len() as u64;
             let location = ObjectPath::from(path.as_str());
@@ -680,8 +681,13 @@ impl Store {
         batches: Vec<RecordBatch>,
         sealed: Option<u64>,
     ) -> Result<CatalogFile> {
+        // A flush (`sealed`) is on the ingest path; an import writes files meant to stay.
+        let effort = match sealed {
+            Some(_) => crate::parquet_file::Effort::Flush,
+            None => crate::parquet_file::Effort::Compaction,
+        };
         let mut encoded =
-            tokio::task::spawn_blocking(move || crate::parquet_file::encode(&batches))
+            tokio::task::spawn_blocking(move || crate::parquet_file::encode(&batches, effort))
                 .await
                 .map_err(|e| Error::Internal(format!("parquet encode task: {e}")))??;
         let (path, id) = self.file_path(tenant, encoded.min_start_ns);
