@@ -4,11 +4,19 @@
 mod auth;
 mod bench;
 mod cli;
+mod loadgen;
 mod serve;
 mod telemetry;
+mod tls;
 mod workload;
 
 use clap::Parser;
+
+/// glibc's malloc keeps freed memory in per-thread arenas: under sustained ingest the server's
+/// resident memory grew past 3 GB with a 512 MiB buffer limit, against ~1.2 GB with two arenas
+/// (BENCHMARKS.md, "Resident memory"). mimalloc returns it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
@@ -23,6 +31,7 @@ fn main() -> anyhow::Result<()> {
             cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
             cli::Command::Bench(cli::BenchCommand::Gen(args)) => bench::generate(args).await,
             cli::Command::Bench(cli::BenchCommand::Lookup(args)) => bench::lookup(args).await,
+            cli::Command::Loadgen(args) => loadgen::run(*args).await,
         }
     })
 }
