@@ -176,6 +176,8 @@ impl Receiver {
         F: FnOnce() -> Result<ExportTraceServiceRequest> + Send + 'static,
     {
         let limits = self.limits;
+        // Refused now, a request costs no decoding.
+        self.sink.admit()?;
         let decoded = tokio::task::spawn_blocking(move || {
             let request = decode_body()?;
             let count: usize = request

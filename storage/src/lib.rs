@@ -112,6 +112,14 @@ pub trait SpanSink: Send + Sync + 'static {
     /// and visible to [`SegmentSource::snapshot`]. [`Error::Overloaded`] means nothing was
     /// stored and the client should retry later.
     async fn append(&self, tenant: &TenantId, batch: RecordBatch) -> Result<()>;
+
+    /// [`Error::Overloaded`] when an append now would be refused for that reason, so that a
+    /// receiver can refuse a request before paying for its decoding (under a 3x overload,
+    /// decoding what was then refused doubled the CPU per accepted span). Advisory: `append`
+    /// checks again.
+    fn admit(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What a query reads: the files that may hold matching spans, and the recent spans in memory.

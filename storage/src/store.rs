@@ -925,13 +925,7 @@ impl SpanSink for Store {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let (buffered, limit) = (self.buffered_bytes(), self.inner.config.max_buffer_bytes);
-        if buffered >= limit {
-            self.inner.flush_wanted.notify_one();
-            return Err(Error::Overloaded {
-                retry_after: Duration::from_secs(5),
-            });
-        }
+        self.admit()?;
         let tenant_name = tenant.as_str().to_string();
         let record = tokio::task::spawn_blocking(move || wal::encode_record(&tenant_name, batch))
             .await
@@ -939,6 +933,16 @@ impl SpanSink for Store {
         self.wal()?.append(record).await?;
         if self.buffered_bytes() >= self.inner.config.flush_bytes {
             self.inner.flush_wanted.notify_one();
+        }
+        Ok(())
+    }
+
+    fn admit(&self) -> Result<()> {
+        if self.buffered_bytes() >= self.inner.config.max_buffer_bytes {
+            self.inner.flush_wanted.notify_one();
+            return Err(Error::Overloaded {
+                retry_after: Duration::from_secs(5),
+            });
         }
         Ok(())
     }
