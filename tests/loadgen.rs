@@ -75,7 +75,10 @@ fn loadgen_counts_what_the_server_stored() {
     assert!((5_000.0..=12_000.0).contains(&offered), "{http}");
     for report in [&grpc, &http] {
         assert!(report.contains("failed: 0"), "{report}");
-        assert!(report.contains("export latency (accepted): p50"), "{report}");
+        assert!(
+            report.contains("export latency (accepted): p50"),
+            "{report}"
+        );
     }
     // Pools repeat after --pool-spans, so count rows, not distinct ids.
     assert_eq!(server.count("spans") as f64, accepted);
