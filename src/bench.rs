@@ -39,16 +39,7 @@ pub struct IngestArgs {
 
 /// Process CPU time (user + system) so far.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
-    // Linux reports these in USER_HZ, 100 on every mainstream configuration.
-    Duration::from_millis(ticks * 10)
+    crate::loadgen::own_cpu()
 }
 
 struct Measure {

@@ -373,7 +373,8 @@ fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
     sorted_us[i] as f64 / 1000.0
 }
 
-fn own_cpu() -> Duration {
+/// This process's CPU time (user + system) so far.
+pub fn own_cpu() -> Duration {
     proc_sample(std::process::id()).map_or(Duration::ZERO, |s| s.cpu)
 }
 
