@@ -1,5 +1,7 @@
-//! Encoding span batches as one Parquet file: sorted by trace id then start time, zstd, with a
-//! bloom filter and page index on `trace_id` so one trace is found without reading the rest.
+//! Encoding span batches as one Parquet file: row groups of whole traces in time order, each
+//! sorted by trace id then start time, zstd, with a bloom filter and page index on `trace_id`
+//! so one trace is found without reading the rest, and narrow `start_time` ranges per row group
+//! so a newest-first search reads only the newest row groups.
 
 use std::sync::Arc;
 
@@ -9,15 +11,15 @@ use arrow::datatypes::TimestampNanosecondType;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
-use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, col, span_schema};
 use crate::{Error, Result};
 
-/// Rows per row group: small enough that row-group statistics on the sorted `trace_id` prune
-/// well, large enough to keep per-group overhead low.
+/// Rows per row group: small enough that a row group covers a narrow slice of time (and its
+/// bloom filter few traces), large enough to keep per-group overhead low.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// False-positive rate of the per-file trace id filter kept in the catalog.
 const TRACE_FILTER_FPP: f64 = 0.01;
@@ -66,7 +68,103 @@ const NO_DICTIONARY: &[(&str, Encoding)] = &[
     (col::DURATION_NS, Encoding::BYTE_STREAM_SPLIT),
 ];
 
-/// Sorts `batches` by (`trace_id`, `start_time`) and encodes them as one Parquet file.
+/// Where each row of the input goes: row groups of whole traces, taken in the order of each
+/// trace's first span, each row group sorted by (`trace_id`, `start_time`).
+struct Layout {
+    /// Per row group, (input batch, row) of each of its rows in order.
+    groups: Vec<Vec<(usize, usize)>>,
+    /// Most distinct traces in one row group (sizes the row groups' bloom filters).
+    max_group_traces: usize,
+    traces: usize,
+    min_trace_id: String,
+    max_trace_id: String,
+}
+
+/// Plans the row order of a file. A row group then covers a narrow slice of time (searches,
+/// which go newest first, skip the others by their `start_time` statistics), and within it
+/// the sorted `trace_id` keeps a trace's spans adjacent for the bloom filter and page index.
+fn layout(batches: &[RecordBatch], trace_idx: usize, start_idx: usize) -> Result<Layout> {
+    let key = |idx: usize| -> Result<ArrayRef> {
+        let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(idx).as_ref()).collect();
+        Ok(concat(&columns)?)
+    };
+    let (trace_ids, starts) = (key(trace_idx)?, key(start_idx)?);
+    let order = lexsort_to_indices(
+        &[
+            SortColumn {
+                values: Arc::clone(&trace_ids),
+                options: None,
+            },
+            SortColumn {
+                values: Arc::clone(&starts),
+                options: None,
+            },
+        ],
+        None,
+    )?;
+    let order = order.values();
+    let trace_ids = trace_ids.as_string::<i32>();
+    let starts = starts.as_primitive::<TimestampNanosecondType>();
+    // Runs of one trace in `order`: (first position, length); a run's first row is the
+    // trace's earliest span.
+    let mut traces: Vec<(usize, usize)> = Vec::new();
+    for (pos, &row) in order.iter().enumerate() {
+        let same =
+            pos > 0 && trace_ids.value(row as usize) == trace_ids.value(order[pos - 1] as usize);
+        match traces.last_mut() {
+            Some((_, len)) if same => *len += 1,
+            _ => traces.push((pos, 1)),
+        }
+    }
+    let min_trace_id = trace_ids.value(order[0] as usize).to_string();
+    let max_trace_id = trace_ids.value(order[order.len() - 1] as usize).to_string();
+    // Stable: traces starting at the same time stay in trace id order.
+    traces.sort_by_key(|&(pos, _)| starts.value(order[pos] as usize));
+
+    let mut offsets = Vec::with_capacity(batches.len());
+    let mut offset = 0;
+    for batch in batches {
+        offsets.push(offset);
+        offset += batch.num_rows();
+    }
+    let locate = |row: u32| {
+        let row = row as usize;
+        let batch = offsets.partition_point(|&o| o <= row) - 1;
+        (batch, row - offsets[batch])
+    };
+    let mut groups = Vec::new();
+    let mut max_group_traces = 0;
+    let mut rest = &mut traces[..];
+    while !rest.is_empty() {
+        // Whole traces up to the row group size (a larger trace is a group of its own, which
+        // the writer splits).
+        let mut take = 0;
+        let mut rows = 0;
+        while take < rest.len() && (take == 0 || rows + rest[take].1 <= ROW_GROUP_ROWS) {
+            rows += rest[take].1;
+            take += 1;
+        }
+        let (group, tail) = rest.split_at_mut(take);
+        group.sort_unstable_by_key(|&(pos, _)| pos);
+        max_group_traces = max_group_traces.max(group.len());
+        groups.push(
+            group
+                .iter()
+                .flat_map(|&(pos, len)| order[pos..pos + len].iter().map(|&row| locate(row)))
+                .collect(),
+        );
+        rest = tail;
+    }
+    Ok(Layout {
+        groups,
+        max_group_traces,
+        traces: traces.len(),
+        min_trace_id,
+        max_trace_id,
+    })
+}
+
+/// Encodes `batches` as one Parquet file, laid out as [`layout`] says.
 pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     let schema = span_schema();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -78,68 +176,21 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     let trace_idx = schema.index_of(col::TRACE_ID)?;
     let start_idx = schema.index_of(col::START_TIME)?;
     let end_idx = schema.index_of(col::END_TIME)?;
-    // Sort on the two key columns alone, then gather every column once from the input
-    // batches in that order: one copy of the spans, not two (concatenate, then take).
-    let key = |idx: usize| -> Result<ArrayRef> {
-        let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(idx).as_ref()).collect();
-        Ok(concat(&columns)?)
-    };
-    let order = lexsort_to_indices(
-        &[
-            SortColumn {
-                values: key(trace_idx)?,
-                options: None,
-            },
-            SortColumn {
-                values: key(start_idx)?,
-                options: None,
-            },
-        ],
-        None,
-    )?;
-    let mut located = Vec::with_capacity(rows);
-    let mut offsets = Vec::with_capacity(batches.len());
-    let mut offset = 0;
+    let layout = layout(batches, trace_idx, start_idx)?;
+
+    let (mut min_start_ns, mut max_start_ns, mut max_end_ns) = (i64::MAX, i64::MIN, i64::MIN);
     for batch in batches {
-        offsets.push(offset);
-        offset += batch.num_rows();
+        let starts = batch
+            .column(start_idx)
+            .as_primitive::<TimestampNanosecondType>();
+        let ends = batch
+            .column(end_idx)
+            .as_primitive::<TimestampNanosecondType>();
+        min_start_ns = min_start_ns.min(arrow::compute::min(starts).unwrap_or(i64::MAX));
+        max_start_ns = max_start_ns.max(arrow::compute::max(starts).unwrap_or(i64::MIN));
+        max_end_ns = max_end_ns.max(arrow::compute::max(ends).unwrap_or(i64::MIN));
     }
-    for &row in order.values() {
-        let row = row as usize;
-        let batch = offsets.partition_point(|&o| o <= row) - 1;
-        located.push((batch, row - offsets[batch]));
-    }
-    let inputs: Vec<&RecordBatch> = batches.iter().collect();
-    let sorted = interleave_record_batch(&inputs, &located)?;
-    let sorted = if sorted.schema() == schema {
-        sorted
-    } else {
-        RecordBatch::try_new(Arc::clone(&schema), sorted.columns().to_vec())?
-    };
-
-    let trace_ids = sorted.column(trace_idx).as_string::<i32>();
-    let starts = sorted
-        .column(start_idx)
-        .as_primitive::<TimestampNanosecondType>();
-    let ends = sorted
-        .column(end_idx)
-        .as_primitive::<TimestampNanosecondType>();
-    let min_start_ns = arrow::compute::min(starts).unwrap_or(0);
-    let max_start_ns = arrow::compute::max(starts).unwrap_or(0);
-    let max_end_ns = arrow::compute::max(ends).unwrap_or(0);
-    let mut distinct = 0u64;
-    for i in 0..trace_ids.len() {
-        if i == 0 || trace_ids.value(i) != trace_ids.value(i - 1) {
-            distinct += 1;
-        }
-    }
-    let mut trace_filter = Sbbf::new_with_ndv_fpp(distinct.max(1), TRACE_FILTER_FPP)?;
-    for i in 0..trace_ids.len() {
-        if i == 0 || trace_ids.value(i) != trace_ids.value(i - 1) {
-            trace_filter.insert(trace_ids.value(i));
-        }
-    }
-
+    let mut trace_filter = Sbbf::new_with_ndv_fpp(layout.traces as u64, TRACE_FILTER_FPP)?;
     let trace_col = ColumnPath::from(col::TRACE_ID);
     let mut props = WriterProperties::builder();
     for (column, encoding) in NO_DICTIONARY {
@@ -152,19 +203,7 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_bloom_filter_enabled(trace_col.clone(), true)
-        .set_column_bloom_filter_max_ndv(trace_col, distinct.max(1))
-        .set_sorting_columns(Some(vec![
-            SortingColumn {
-                column_idx: trace_idx as i32,
-                descending: false,
-                nulls_first: false,
-            },
-            SortingColumn {
-                column_idx: start_idx as i32,
-                descending: false,
-                nulls_first: false,
-            },
-        ]))
+        .set_column_bloom_filter_max_ndv(trace_col, layout.max_group_traces as u64)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             SCHEMA_VERSION_KEY.to_string(),
             SCHEMA_VERSION.to_string(),
@@ -172,18 +211,36 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
         .set_created_by(format!("spanlake {}", env!("CARGO_PKG_VERSION")))
         .build();
     let mut bytes = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut bytes, schema, Some(props))?;
-    writer.write(&sorted)?;
+    let mut writer = ArrowWriter::try_new(&mut bytes, Arc::clone(&schema), Some(props))?;
+    let inputs: Vec<&RecordBatch> = batches.iter().collect();
+    for group in &layout.groups {
+        // Every column gathered once, one row group at a time: one extra copy of a row
+        // group, not of the file.
+        let sorted = interleave_record_batch(&inputs, group)?;
+        let sorted = if sorted.schema() == schema {
+            sorted
+        } else {
+            RecordBatch::try_new(Arc::clone(&schema), sorted.columns().to_vec())?
+        };
+        let ids = sorted.column(trace_idx).as_string::<i32>();
+        for i in 0..ids.len() {
+            if i == 0 || ids.value(i) != ids.value(i - 1) {
+                trace_filter.insert(ids.value(i));
+            }
+        }
+        writer.write(&sorted)?;
+        writer.flush()?;
+    }
     writer.close()?;
 
     Ok(EncodedFile {
         bytes,
-        rows: sorted.num_rows() as u64,
+        rows: rows as u64,
         min_start_ns,
         max_start_ns,
         max_end_ns,
-        min_trace_id: trace_ids.value(0).to_string(),
-        max_trace_id: trace_ids.value(trace_ids.len() - 1).to_string(),
+        min_trace_id: layout.min_trace_id,
+        max_trace_id: layout.max_trace_id,
         trace_filter,
     })
 }
@@ -207,4 +264,160 @@ pub async fn read(
     })
     .await
     .map_err(|e| Error::Internal(format!("parquet read task: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{SpanBatchBuilder, SpanFields, SpanKind, StatusCode};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::statistics::Statistics;
+    use std::collections::HashMap;
+
+    /// Traces of 1-40 spans starting at pseudo-random times over an hour, in arrival order
+    /// (neither by time nor by id), split over several batches like a flush's chunks.
+    fn scattered_traces(spans: usize) -> Vec<RecordBatch> {
+        let mut batches = Vec::new();
+        let mut b = SpanBatchBuilder::new();
+        let (mut state, mut made, mut trace) = (7u64, 0, 0u64);
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        while made < spans {
+            trace += 1;
+            let id = ((next() << 32) | next()).to_be_bytes();
+            let trace_id = [id, trace.to_be_bytes()].concat();
+            let start = 1_700_000_000_000_000_000 + (next() % 3_600_000) as i64 * 1_000_000;
+            let n = (1 + next() % 40) as usize;
+            for s in 0..n {
+                let span_id = ((trace << 8) | s as u64).to_be_bytes();
+                b.begin_span(&SpanFields {
+                    trace_id: &trace_id,
+                    span_id: &span_id,
+                    parent_span_id: &[],
+                    trace_state: "",
+                    service_name: "svc",
+                    name: "op",
+                    kind: SpanKind::Server,
+                    // Later spans of a trace first, as services report out of order.
+                    start_unix_nano: start + (n - s) as i64 * 1_000,
+                    end_unix_nano: start + 5_000_000,
+                    status_code: StatusCode::Unset,
+                    status_message: "",
+                    scope_name: "",
+                    scope_version: "",
+                    flags: 0,
+                    dropped_attributes_count: 0,
+                    dropped_events_count: 0,
+                    dropped_links_count: 0,
+                });
+                b.end_span();
+            }
+            made += n;
+            if b.len() >= 10_000 {
+                batches.push(b.finish().unwrap());
+            }
+        }
+        batches.push(b.finish().unwrap());
+        batches
+    }
+
+    #[test]
+    fn row_groups_hold_whole_traces_in_time_order_sorted_by_trace_id() {
+        let batches = scattered_traces(200_000);
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let file = encode(&batches, Effort::Flush).unwrap();
+        assert_eq!(file.rows as usize, rows);
+
+        let bytes = bytes::Bytes::from(file.bytes);
+        let reader = SerializedFileReader::new(bytes.clone()).unwrap();
+        let meta = reader.metadata();
+        assert!(
+            meta.num_row_groups() >= 4,
+            "{} row groups",
+            meta.num_row_groups()
+        );
+        let start_col = meta
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.name() == col::START_TIME)
+            .unwrap();
+        // Row groups cover successive slices of time: each begins where the previous one's
+        // traces began (a trace's later spans may reach a little further).
+        let mut last_min = i64::MIN;
+        for rg in meta.row_groups() {
+            assert!(rg.num_rows() as usize <= ROW_GROUP_ROWS);
+            let Some(Statistics::Int64(s)) = rg.column(start_col).statistics() else {
+                panic!("no start_time statistics");
+            };
+            let (min, max) = (*s.min_opt().unwrap(), *s.max_opt().unwrap());
+            assert!(min >= last_min);
+            assert!(
+                max - min < 3_600_000_000_000 / 2,
+                "a row group spans {} s",
+                (max - min) / 1_000_000_000
+            );
+            last_min = min;
+        }
+
+        // Read back: every span once, each trace within one row group, ids sorted within a
+        // row group and a trace's spans by start time.
+        let mut group_of: HashMap<String, usize> = HashMap::new();
+        let mut read = 0;
+        for rg in 0..meta.num_row_groups() {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes.clone(),
+            )
+            .unwrap()
+            .with_row_groups(vec![rg])
+            .build()
+            .unwrap();
+            let mut previous: Option<(String, i64)> = None;
+            for batch in reader {
+                let batch = batch.unwrap();
+                let ids = batch.column(0).as_string::<i32>();
+                let starts = batch
+                    .column_by_name(col::START_TIME)
+                    .unwrap()
+                    .as_primitive::<TimestampNanosecondType>();
+                for i in 0..batch.num_rows() {
+                    let key = (ids.value(i).to_string(), starts.value(i));
+                    assert!(
+                        previous.as_ref().is_none_or(|p| *p <= key),
+                        "unsorted at {key:?}"
+                    );
+                    assert_eq!(
+                        *group_of.entry(key.0.clone()).or_insert(rg),
+                        rg,
+                        "trace split"
+                    );
+                    previous = Some(key);
+                }
+                read += batch.num_rows();
+            }
+        }
+        assert_eq!(read, rows);
+        assert_eq!(group_of.len(), file_traces(&batches));
+        assert!(
+            group_of
+                .keys()
+                .all(|id| file.trace_filter.check(id.as_str()))
+        );
+        assert_eq!(file.min_trace_id, *group_of.keys().min().unwrap());
+        assert_eq!(file.max_trace_id, *group_of.keys().max().unwrap());
+    }
+
+    fn file_traces(batches: &[RecordBatch]) -> usize {
+        let mut ids = std::collections::HashSet::new();
+        for b in batches {
+            let col = b.column(0).as_string::<i32>();
+            ids.extend((0..b.num_rows()).map(|i| col.value(i).to_string()));
+        }
+        ids.len()
+    }
 }
