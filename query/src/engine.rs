@@ -13,7 +13,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
-use spanlake_storage::{SegmentSource, TenantId};
+use spanlake_storage::{SegmentSource, Snapshot, TenantId, TimeRange};
 
 use crate::functions::{ServiceGraph, TraceTree};
 use crate::table::{STORE_URL, ScanStats, SpansTable};
@@ -83,6 +83,12 @@ impl QueryEngine {
 
     pub fn limits(&self) -> QueryLimits {
         self.limits
+    }
+
+    /// What a scan of `tenant`'s spans in `range` would read: the catalog's files and the
+    /// spans in memory. For planning how to query, not for reading rows.
+    pub fn snapshot(&self, tenant: &TenantId, range: &TimeRange) -> Snapshot {
+        self.source.snapshot(tenant, range, &[])
     }
 
     /// A session whose only table is `tenant`'s `spans`, with its own memory pool; the object

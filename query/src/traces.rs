@@ -12,7 +12,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampNanosecondType};
 use datafusion::common::ScalarValue;
 use serde::Serialize;
-use spanlake_storage::TenantId;
+use spanlake_storage::{TenantId, TimeRange};
 
 use crate::assemble::{AssembledTrace, assemble};
 use crate::records::span_records;
@@ -37,6 +37,89 @@ impl Window {
 
     fn params(&self) -> [ScalarValue; 2] {
         [ts(self.start_ns), ts(self.end_ns)]
+    }
+}
+
+/// About how many spans the first slice of a newest-first search covers: a few row groups
+/// per file, so a common match is found after reading a small part of a large window.
+pub(crate) const FIRST_SLICE_SPANS: u64 = 500_000;
+
+/// A window cut into slices of time, newest first, each four times longer than the one
+/// before, for searches that want the newest matches: they read slice after slice until they
+/// have enough, and the files and row groups of older slices are never opened. The first
+/// slice is sized from the catalog to hold about a given number of spans, were they spread
+/// evenly; the slices cover only the part of the window that holds spans.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slices {
+    start_ns: i64,
+    upper_ns: i64,
+    step_ns: i64,
+}
+
+impl Slices {
+    pub(crate) fn new(
+        engine: &QueryEngine,
+        tenant: &TenantId,
+        window: Window,
+        first_slice_spans: u64,
+    ) -> Self {
+        let snapshot = engine.snapshot(
+            tenant,
+            &TimeRange {
+                start_ns: window.start_ns,
+                end_ns: window.end_ns,
+            },
+        );
+        let (mut first, mut last, mut spans) = (i64::MAX, i64::MIN, 0u64);
+        for file in &snapshot.files {
+            first = first.min(file.meta.min_start_ns);
+            last = last.max(file.meta.max_start_ns);
+            spans += file.meta.rows;
+        }
+        for batch in &snapshot.batches {
+            let Some(starts) = batch
+                .column_by_name(spanlake_storage::schema::col::START_TIME)
+                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+            else {
+                continue;
+            };
+            if let (Some(lo), Some(hi)) = (arrow::compute::min(starts), arrow::compute::max(starts))
+            {
+                first = first.min(lo);
+                last = last.max(hi);
+                spans += batch.num_rows() as u64;
+            }
+        }
+        let start_ns = window.start_ns.max(first);
+        let upper_ns = window.end_ns.min(last.saturating_add(1));
+        let length = upper_ns.saturating_sub(start_ns) as f64;
+        let share = (first_slice_spans as f64 / spans.max(1) as f64).min(1.0);
+        Slices {
+            start_ns,
+            upper_ns,
+            step_ns: ((length * share) as i64).max(1_000_000),
+        }
+    }
+}
+
+impl Iterator for Slices {
+    type Item = Window;
+
+    fn next(&mut self) -> Option<Window> {
+        if self.upper_ns <= self.start_ns {
+            return None;
+        }
+        let lower = self
+            .upper_ns
+            .saturating_sub(self.step_ns)
+            .max(self.start_ns);
+        let slice = Window {
+            start_ns: lower,
+            end_ns: self.upper_ns,
+        };
+        self.upper_ns = lower;
+        self.step_ns = self.step_ns.saturating_mul(4);
+        Some(slice)
     }
 }
 
@@ -239,6 +322,18 @@ impl Traces {
 
     /// Traces with a span matching `query`, newest first.
     pub async fn search(&self, tenant: &TenantId, query: &SearchQuery) -> Result<Vec<TraceHit>> {
+        let ids = self.search_ids(tenant, query, FIRST_SLICE_SPANS).await?;
+        self.summaries(tenant, &ids).await
+    }
+
+    /// Ids of the newest traces matching `query`, newest first; the first slice of time read
+    /// holds about `first_slice_spans` spans.
+    async fn search_ids(
+        &self,
+        tenant: &TenantId,
+        query: &SearchQuery,
+        first_slice_spans: u64,
+    ) -> Result<Vec<String>> {
         let mut params: Vec<ScalarValue> = query.window.params().into();
         let mut conditions = vec![
             "start_time >= $1".to_string(),
@@ -291,21 +386,37 @@ impl Traces {
         if errors_only {
             conditions.push("status_code = 'ERROR'".into());
         }
+        let limit = query.limit.max(1);
+        // Newest first, slice after slice, until `limit` traces are found. Exact: a trace not
+        // yet found has no matching span in the slices read so far, so it ranks below every
+        // trace found, whose latest matching span is in them.
         let sql = format!(
             "SELECT trace_id, max(start_time) AS latest FROM spans WHERE {} \
-             GROUP BY trace_id ORDER BY latest DESC LIMIT {}",
+             AND start_time >= ${} AND start_time < ${} \
+             GROUP BY trace_id ORDER BY latest DESC LIMIT {limit}",
             conditions.join(" AND "),
-            query.limit.max(1)
+            params.len() + 1,
+            params.len() + 2,
         );
-        let batches = self.engine.query(tenant, &sql, params).await?;
-        let ids: Vec<String> = batches
-            .iter()
-            .flat_map(|b| {
-                let ids = strings(b, 0);
-                (0..b.num_rows()).map(move |i| ids.value(i).to_string())
-            })
-            .collect();
-        self.summaries(tenant, &ids).await
+        let mut ids: Vec<String> = Vec::new();
+        for slice in Slices::new(&self.engine, tenant, query.window, first_slice_spans) {
+            let mut bound = params.clone();
+            bound.extend(slice.params());
+            for b in self.engine.query(tenant, &sql, bound).await? {
+                let found = strings(&b, 0);
+                for i in 0..b.num_rows() {
+                    let id = found.value(i);
+                    if !ids.iter().any(|known| known == id) {
+                        ids.push(id.to_string());
+                    }
+                }
+            }
+            if ids.len() >= limit {
+                break;
+            }
+        }
+        ids.truncate(limit);
+        Ok(ids)
     }
 
     /// Summaries of the given traces, newest first.
@@ -554,5 +665,141 @@ impl Traces {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::QueryLimits;
+    use spanlake_storage::batch::{SpanBatchBuilder, SpanFields, SpanKind, StatusCode};
+    use spanlake_storage::{SpanSink, Store, StoreConfig};
+
+    const MINUTE: i64 = 60_000_000_000;
+    const T0: i64 = 1_700_000_000_000_000_000;
+
+    /// Trace `n` (hex of n) with spans at the given minutes after T0, of `service`.
+    fn trace(n: u64, service: &str, minutes: &[i64]) -> RecordBatch {
+        let mut b = SpanBatchBuilder::new();
+        let trace_id = [[0; 8], n.to_be_bytes()].concat();
+        for (i, m) in minutes.iter().enumerate() {
+            b.begin_span(&SpanFields {
+                trace_id: &trace_id,
+                span_id: &((n << 8) | (i as u64 + 1)).to_be_bytes(),
+                parent_span_id: &[],
+                trace_state: "",
+                service_name: service,
+                name: "op",
+                kind: SpanKind::Server,
+                start_unix_nano: T0 + m * MINUTE,
+                end_unix_nano: T0 + m * MINUTE + 1_000_000,
+                status_code: StatusCode::Unset,
+                status_message: "",
+                scope_name: "",
+                scope_version: "",
+                flags: 0,
+                dropped_attributes_count: 0,
+                dropped_events_count: 0,
+                dropped_links_count: 0,
+            });
+            b.end_span();
+        }
+        b.finish().unwrap()
+    }
+
+    /// Newest-first slices give the same traces as one query over the whole window, whatever
+    /// the first slice's size: with matches only in old data, with a trace matching both early
+    /// and late, and with spans both in files and in memory.
+    #[tokio::test]
+    async fn newest_first_search_finds_what_a_whole_window_scan_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.flush_interval = Duration::from_secs(3600);
+        let store = Arc::new(Store::open(config).await.unwrap());
+        let tenant = TenantId::default_tenant();
+        // Five hours, one trace a minute; every 7th trace is "rare" (at the oldest end only
+        // every 7th of the first hour); trace 1000 matches at minute 1 and minute 290.
+        for hour in 0..5i64 {
+            for m in hour * 60..hour * 60 + 60 {
+                let service = match m {
+                    _ if m < 60 && m % 7 == 0 => "rare",
+                    _ if m % 3 == 0 => "common",
+                    _ => "other",
+                };
+                store
+                    .append(&tenant, trace(m as u64 + 1, service, &[m, m + 2]))
+                    .await
+                    .unwrap();
+            }
+            if hour < 4 {
+                store.flush().await.unwrap(); // the last hour stays in memory
+            }
+        }
+        store
+            .append(&tenant, trace(1000, "rare", &[1, 290]))
+            .await
+            .unwrap();
+        store
+            .append(&tenant, trace(1000, "other", &[150]))
+            .await
+            .unwrap();
+        let engine = Arc::new(QueryEngine::new(store, QueryLimits::default()).unwrap());
+        let traces = Traces::new(Arc::clone(&engine));
+
+        let window = Window {
+            start_ns: T0 - MINUTE,
+            end_ns: T0 + 400 * MINUTE,
+        };
+        for (service, limit) in [("rare", 3), ("rare", 50), ("common", 5), ("common", 500)] {
+            let mut query = SearchQuery::new(window);
+            query.service = Some(service.into());
+            query.limit = limit;
+            let expected: Vec<String> = engine
+                .query(
+                    &tenant,
+                    &format!(
+                        "SELECT trace_id, max(start_time) AS latest FROM spans \
+                         WHERE service_name = $1 GROUP BY trace_id \
+                         ORDER BY latest DESC, trace_id LIMIT {limit}"
+                    ),
+                    vec![text(service)],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .flat_map(|b| {
+                    let ids = strings(b, 0);
+                    (0..b.num_rows()).map(move |i| ids.value(i).to_string())
+                })
+                .collect();
+            assert!(!expected.is_empty());
+            for first_slice in [1, 10, 100, 1_000_000] {
+                let found = traces
+                    .search_ids(&tenant, &query, first_slice)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    found, expected,
+                    "{service}, limit {limit}, first slice {first_slice}"
+                );
+            }
+        }
+        // Slices tile the stored part of the window, newest first, growing.
+        let slices: Vec<Window> = Slices::new(&engine, &tenant, window, 1).collect();
+        assert!(slices.len() > 3);
+        assert_eq!(slices[0].end_ns, T0 + 301 * MINUTE + 1);
+        assert_eq!(slices.last().unwrap().start_ns, T0);
+        for pair in slices.windows(2) {
+            assert_eq!(pair[1].end_ns, pair[0].start_ns);
+            assert!(pair[1].end_ns - pair[1].start_ns >= pair[0].end_ns - pair[0].start_ns);
+        }
+
+        // The trace matching early and late ranks by its late span.
+        let mut query = SearchQuery::new(window);
+        query.service = Some("rare".into());
+        query.limit = 1;
+        let found = traces.search(&tenant, &query).await.unwrap();
+        assert_eq!(found[0].trace_id, format!("{:032x}", 1000));
+        assert_eq!(found[0].span_count, 3);
     }
 }

@@ -1,6 +1,6 @@
 //! Running a compiled TraceQL search: the newest matching traces, then their spansets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, TimestampNanosecondType};
@@ -11,7 +11,7 @@ use spanlake_storage::TenantId;
 use super::compile::{Compiled, compile};
 use super::{Query, parse};
 use crate::tempo::query::{int64s, texts};
-use crate::traces::{TraceHit, Traces, Window};
+use crate::traces::{FIRST_SLICE_SPANS, Slices, TraceHit, Traces, Window};
 use crate::{Error, Result};
 
 /// A TraceQL search.
@@ -180,40 +180,56 @@ async fn newest(
 /// Structural operators partition every candidate trace's spans, which does not scale with
 /// the window; so traces are looked at newest first (by their latest span), a chunk at a
 /// time, until `limit` traces match or [`MAX_CANDIDATE_TRACES`] were looked at. Each chunk's
-/// ids go into the scans as an `IN` list.
+/// ids go into the scans as an `IN` list. The candidates come slice by slice of the window,
+/// newest first ([`Slices`]), so a search that matches in recent traces never ranks the rest.
 async fn newest_in_chunks(
     traces: &Traces,
     tenant: &TenantId,
     compiled: &Compiled,
     request: &SearchRequest,
 ) -> Result<(Vec<(String, i64)>, u64, u64)> {
-    let window = request.window;
     let stamp = |ns| ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into()));
-    let candidates = traces
-        .engine()
-        .query_measured(
-            tenant,
-            &format!(
-                "SELECT trace_id, max(start_time) AS tql_latest FROM spans \
-                 WHERE start_time >= $1 AND start_time < $2 GROUP BY trace_id \
-                 ORDER BY tql_latest DESC, trace_id LIMIT {MAX_CANDIDATE_TRACES}"
-            ),
-            vec![stamp(window.start_ns), stamp(window.end_ns)],
-        )
-        .await?;
-    let (mut bytes, mut rows) = (candidates.bytes_read, candidates.rows_read);
-    let mut ids = Vec::new();
-    for batch in &candidates.batches {
-        ids.extend(texts(batch, 0)?.into_iter().flatten());
-    }
+    let (mut bytes, mut rows) = (0, 0);
+    let mut seen: HashSet<String> = HashSet::new();
     let mut found = Vec::new();
-    for chunk in ids.chunks(CHUNK_TRACES) {
-        let (mut matched, b, r) =
-            newest(traces, tenant, compiled, Some(chunk), request.limit).await?;
-        bytes += b;
-        rows += r;
-        found.append(&mut matched);
-        if found.len() >= request.limit {
+    let slices = Slices::new(traces.engine(), tenant, request.window, FIRST_SLICE_SPANS);
+    'slices: for slice in slices {
+        let room = MAX_CANDIDATE_TRACES - seen.len();
+        let candidates = traces
+            .engine()
+            .query_measured(
+                tenant,
+                &format!(
+                    "SELECT trace_id, max(start_time) AS tql_latest FROM spans \
+                     WHERE start_time >= $1 AND start_time < $2 GROUP BY trace_id \
+                     ORDER BY tql_latest DESC, trace_id LIMIT {room}"
+                ),
+                vec![stamp(slice.start_ns), stamp(slice.end_ns)],
+            )
+            .await?;
+        bytes += candidates.bytes_read;
+        rows += candidates.rows_read;
+        let mut ids = Vec::new();
+        for batch in &candidates.batches {
+            // A trace seen in a newer slice was ranked there, by its latest span.
+            ids.extend(
+                texts(batch, 0)?
+                    .into_iter()
+                    .flatten()
+                    .filter(|id| seen.insert(id.clone())),
+            );
+        }
+        for chunk in ids.chunks(CHUNK_TRACES) {
+            let (mut matched, b, r) =
+                newest(traces, tenant, compiled, Some(chunk), request.limit).await?;
+            bytes += b;
+            rows += r;
+            found.append(&mut matched);
+            if found.len() >= request.limit {
+                break 'slices;
+            }
+        }
+        if seen.len() >= MAX_CANDIDATE_TRACES {
             break;
         }
     }
