@@ -32,9 +32,14 @@ pub struct IngestArgs {
     /// Concurrent exporters.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
-    /// Data directory (a fresh temporary one by default).
+    /// Directory for the rounds' data directories (`round-1`, ...; a fresh temporary one by
+    /// default).
     #[arg(long)]
     pub data_dir: Option<std::path::PathBuf>,
+    /// Rounds of every stage; figures are medians over the rounds, and each ratio is taken
+    /// within a round (the reference and the pipeline seconds apart), then the median.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
 }
 
 /// Process CPU time (user + system) so far.
@@ -42,6 +47,7 @@ fn cpu_time() -> Duration {
     crate::loadgen::own_cpu()
 }
 
+#[derive(Debug, Clone, Copy)]
 struct Measure {
     wall: Duration,
     cpu: Duration,
@@ -121,22 +127,153 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         protobuf_bytes as f64 / spans as f64
     );
 
+    let bodies = Arc::new(bodies);
+    let tmp = tempfile::tempdir()?;
+    let base = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let mut rounds = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        let dir = base.join(format!("round-{}", round + 1));
+        anyhow::ensure!(!dir.exists(), "{} already exists", dir.display());
+        let r = ingest_round(&bodies, spans, args.concurrency, &dir).await?;
+        println!(
+            "round {}: decode {:.0}, decode + build {:.0}, durable {:.0}, flush {:.0} spans per CPU-second",
+            round + 1,
+            r.rate(Stage::Decode),
+            r.rate(Stage::Build),
+            r.rate(Stage::Durable),
+            r.rate(Stage::Flush),
+        );
+        rounds.push(r);
+    }
+
+    println!(
+        "\n| stage | spans per CPU-second | spans per wall-second | ratio to decode-only (CPU) | ratio, lowest - highest round |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for stage in Stage::ALL {
+        let cpu = median(rounds.iter().map(|r| r.rate(stage)));
+        let wall = median(rounds.iter().map(|r| r.wall_rate(stage)));
+        let ratios: Vec<f64> = rounds
+            .iter()
+            .map(|r| r.rate(stage) / r.rate(Stage::Decode))
+            .collect();
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        println!(
+            "| {} | {cpu:.0} | {wall:.0} | {:.2} | {lo:.2} - {hi:.2} |",
+            stage.name(),
+            median(ratios.iter().copied()),
+        );
+    }
+    let last = rounds.last().expect("at least one round");
+    println!(
+        "\nbytes per span: OTLP protobuf {:.1}, WAL (Arrow IPC) {:.1}, Parquet (zstd) {:.1}; {} file(s)",
+        protobuf_bytes as f64 / spans as f64,
+        last.wal_bytes as f64 / spans as f64,
+        last.parquet_bytes as f64 / spans as f64,
+        last.files
+    );
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    Decode,
+    Build,
+    Durable,
+    Flush,
+    DurableAndFlush,
+}
+
+impl Stage {
+    const ALL: [Stage; 5] = [
+        Stage::Decode,
+        Stage::Build,
+        Stage::Durable,
+        Stage::Flush,
+        Stage::DurableAndFlush,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode only (prost)",
+            Stage::Build => "decode + Arrow build",
+            Stage::Durable => "durable ingest (WAL fsync, queryable)",
+            Stage::Flush => "flush to Parquet",
+            Stage::DurableAndFlush => "durable ingest + flush",
+        }
+    }
+}
+
+/// One round of `bench ingest`: every stage once, over the same requests.
+struct Round {
+    spans: usize,
+    decode: Measure,
+    build: Measure,
+    durable: Measure,
+    flush: Measure,
+    wal_bytes: u64,
+    parquet_bytes: u64,
+    files: usize,
+}
+
+impl Round {
+    fn measure(&self, stage: Stage) -> Measure {
+        match stage {
+            Stage::Decode => self.decode,
+            Stage::Build => self.build,
+            Stage::Durable => self.durable,
+            Stage::Flush => self.flush,
+            Stage::DurableAndFlush => Measure {
+                wall: self.durable.wall + self.flush.wall,
+                cpu: self.durable.cpu + self.flush.cpu,
+            },
+        }
+    }
+
+    fn rate(&self, stage: Stage) -> f64 {
+        per_cpu_second(self.spans, &self.measure(stage))
+    }
+
+    fn wall_rate(&self, stage: Stage) -> f64 {
+        per_wall_second(self.spans, &self.measure(stage))
+    }
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+async fn ingest_round(
+    bodies: &Arc<Vec<bytes::Bytes>>,
+    spans: usize,
+    concurrency: usize,
+    dir: &std::path::Path,
+) -> anyhow::Result<Round> {
     let (_, decode) = measure(|| {
-        for body in &bodies {
+        for body in bodies.iter() {
             let r = ExportTraceServiceRequest::decode(&body[..]).expect("valid request");
             std::hint::black_box(r);
         }
     });
     let (_, build) = measure(|| {
-        for body in &bodies {
+        for body in bodies.iter() {
             let r = ExportTraceServiceRequest::decode(&body[..]).expect("valid request");
             std::hint::black_box(spanlake_collector::otlp::decode(&r).expect("decode"));
         }
     });
 
-    let tmp = tempfile::tempdir()?;
-    let dir = args.data_dir.unwrap_or_else(|| tmp.path().join("data"));
-    let mut config = StoreConfig::new(&dir);
+    let mut config = StoreConfig::new(dir);
     // Flush only at the end, so ingest and flush are measured apart.
     config.flush_interval = Duration::from_secs(3600);
     config.flush_bytes = usize::MAX;
@@ -144,13 +281,12 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let store = Store::open(config).await.context("open store")?;
     let sink: Arc<dyn SpanSink> = Arc::new(store.clone());
     let receiver = Receiver::new(sink);
-    let bodies = Arc::new(bodies);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (_, durable) = measure_async(async {
-        let tasks: Vec<_> = (0..args.concurrency)
+        let tasks: Vec<_> = (0..concurrency)
             .map(|_| {
                 let (receiver, bodies, next) =
-                    (receiver.clone(), Arc::clone(&bodies), Arc::clone(&next));
+                    (receiver.clone(), Arc::clone(bodies), Arc::clone(&next));
                 tokio::spawn(async move {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -180,64 +316,21 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let wal_bytes = dir_bytes(&dir.join("wal"), "wal");
     let (stats, flush) = measure_async(store.shutdown()).await;
     let stats = stats?;
-    let parquet_bytes = dir_bytes(&dir, "parquet");
     anyhow::ensure!(
         stats.rows as usize == spans,
         "flushed {} of {spans} spans",
         stats.rows
     );
-
-    let decode_rate = per_cpu_second(spans, &decode);
-    let rows = [
-        (
-            "decode only (prost)",
-            per_cpu_second(spans, &decode),
-            per_wall_second(spans, &decode),
-        ),
-        (
-            "decode + Arrow build",
-            per_cpu_second(spans, &build),
-            per_wall_second(spans, &build),
-        ),
-        (
-            "durable ingest (WAL fsync, queryable)",
-            per_cpu_second(spans, &durable),
-            per_wall_second(spans, &durable),
-        ),
-        (
-            "flush to Parquet",
-            per_cpu_second(spans, &flush),
-            per_wall_second(spans, &flush),
-        ),
-    ];
-    println!(
-        "\n| stage | spans per CPU-second | spans per wall-second | ratio to decode-only (CPU) |"
-    );
-    println!("|---|---:|---:|---:|");
-    for (name, cpu, wall) in rows {
-        println!(
-            "| {name} | {cpu:.0} | {wall:.0} | {:.2} |",
-            cpu / decode_rate
-        );
-    }
-    let total = Measure {
-        wall: durable.wall + flush.wall,
-        cpu: durable.cpu + flush.cpu,
-    };
-    println!(
-        "| durable ingest + flush | {:.0} | {:.0} | {:.2} |",
-        per_cpu_second(spans, &total),
-        per_wall_second(spans, &total),
-        per_cpu_second(spans, &total) / decode_rate
-    );
-    println!(
-        "\nbytes per span: OTLP protobuf {:.1}, WAL (Arrow IPC) {:.1}, Parquet (zstd) {:.1}; {} file(s)",
-        protobuf_bytes as f64 / spans as f64,
-        wal_bytes as f64 / spans as f64,
-        parquet_bytes as f64 / spans as f64,
-        stats.files
-    );
-    Ok(())
+    Ok(Round {
+        spans,
+        decode,
+        build,
+        durable,
+        flush,
+        wal_bytes,
+        parquet_bytes: dir_bytes(dir, "parquet"),
+        files: stats.files,
+    })
 }
 
 #[derive(Debug, Args)]
