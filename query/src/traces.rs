@@ -427,6 +427,8 @@ impl Traces {
         let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let list = placeholders.join(", ");
         let params: Vec<ScalarValue> = ids.iter().map(|id| text(id)).collect();
+        // One scan: per trace and service, the counts and bounds, and the earliest parentless
+        // span (the root candidate of that service).
         let per_service = self
             .engine
             .query(
@@ -434,32 +436,28 @@ impl Traces {
                 &format!(
                     "SELECT trace_id, service_name, count(*) AS spans, \
                      count(*) FILTER (WHERE status_code = 'ERROR') AS errors, \
-                     min(start_time) AS first_start, max(end_time) AS last_end \
+                     min(start_time) AS first_start, max(end_time) AS last_end, \
+                     min(start_time) FILTER (WHERE parent_span_id IS NULL) AS root_start, \
+                     first_value(span_name ORDER BY start_time) \
+                       FILTER (WHERE parent_span_id IS NULL) AS root_name \
                      FROM spans WHERE trace_id IN ({list}) GROUP BY trace_id, service_name"
-                ),
-                params.clone(),
-            )
-            .await?;
-        let roots = self
-            .engine
-            .query(
-                tenant,
-                &format!(
-                    "SELECT trace_id, service_name, span_name, start_time FROM spans \
-                     WHERE trace_id IN ({list}) AND parent_span_id IS NULL"
                 ),
                 params,
             )
             .await?;
         let mut hits: HashMap<String, (TraceHit, i64)> = HashMap::new();
+        // The earliest parentless span is the root.
+        let mut root_start: HashMap<String, i64> = HashMap::new();
         for b in &per_service {
             let (trace, service) = (strings(b, 0), strings(b, 1));
+            let (root_starts, root_names) = (b.column(6), strings(b, 7));
             for row in 0..b.num_rows() {
                 let (first, last) = (timestamp(b, 4, row), timestamp(b, 5, row));
-                let (hit, end) = hits.entry(trace.value(row).to_string()).or_insert_with(|| {
+                let id = trace.value(row);
+                let (hit, end) = hits.entry(id.to_string()).or_insert_with(|| {
                     (
                         TraceHit {
-                            trace_id: trace.value(row).to_string(),
+                            trace_id: id.to_string(),
                             root_service: None,
                             root_span_name: None,
                             start_ns: first,
@@ -481,23 +479,16 @@ impl Traces {
                     span_count: spans,
                     error_count: errors,
                 });
-            }
-        }
-        // The earliest parentless span is the root.
-        let mut root_start: HashMap<String, i64> = HashMap::new();
-        for b in &roots {
-            let (trace, service, name) = (strings(b, 0), strings(b, 1), strings(b, 2));
-            for row in 0..b.num_rows() {
-                let start = timestamp(b, 3, row);
-                let id = trace.value(row);
+                if root_starts.is_null(row) || root_names.is_null(row) {
+                    continue;
+                }
+                let start = timestamp(b, 6, row);
                 if root_start.get(id).is_some_and(|s| *s <= start) {
                     continue;
                 }
                 root_start.insert(id.to_string(), start);
-                if let Some((hit, _)) = hits.get_mut(id) {
-                    hit.root_service = Some(service.value(row).to_string());
-                    hit.root_span_name = Some(name.value(row).to_string());
-                }
+                hit.root_service = Some(service.value(row).to_string());
+                hit.root_span_name = Some(root_names.value(row).to_string());
             }
         }
         let mut out: Vec<TraceHit> = hits
