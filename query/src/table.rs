@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{SchemaRef, TimestampNanosecondType};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, ScalarValue};
@@ -211,6 +212,21 @@ impl Pruning {
     }
 }
 
+/// Whether a span of `batch` may start within `range` (true when the batch has no `start_time`).
+fn starts_overlap(batch: &RecordBatch, range: &TimeRange) -> bool {
+    let Some(starts) = batch
+        .column_by_name(col::START_TIME)
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+    else {
+        return true;
+    };
+    match (arrow::compute::min(starts), arrow::compute::max(starts)) {
+        (Some(lo), Some(hi)) => lo < range.end_ns && hi >= range.start_ns,
+        // No start times: no row passes a filter on them.
+        _ => false,
+    }
+}
+
 #[async_trait]
 impl TableProvider for SpansTable {
     fn schema(&self) -> SchemaRef {
@@ -237,9 +253,17 @@ impl TableProvider for SpansTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let pruning = Pruning::from_filters(filters);
-        let snapshot = self
+        let mut snapshot = self
             .source
             .snapshot(&self.tenant, &pruning.range, &pruning.trace_ids);
+        // The store hands over every batch in memory; those whose spans all start outside the
+        // filters' time range cannot match (a newest-first search asks for one slice of time
+        // after another, and would otherwise scan the whole buffer each time).
+        if pruning.range != TimeRange::ALL {
+            snapshot
+                .batches
+                .retain(|batch| starts_overlap(batch, &pruning.range));
+        }
         let partitions = state.config().target_partitions().max(1);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
 

@@ -785,6 +785,18 @@ mod tests {
             assert!(pair[1].end_ns - pair[1].start_ns >= pair[0].end_ns - pair[0].start_ns);
         }
 
+        // A time filter keeps the memory batches outside it unread: from minute 295 on, only
+        // the 7 in-memory traces of minutes 293-299 (2 spans each); the files end at minute 241.
+        let recent = engine
+            .query_measured(
+                &tenant,
+                "SELECT count(*) FROM spans WHERE start_time >= $1",
+                vec![ts(T0 + 295 * MINUTE)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(recent.rows_read, 14);
+
         // The trace matching early and late ranks by its late span.
         let mut query = SearchQuery::new(window);
         query.service = Some("rare".into());
