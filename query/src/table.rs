@@ -212,19 +212,17 @@ impl Pruning {
     }
 }
 
-/// Whether a span of `batch` may start within `range` (true when the batch has no `start_time`).
+/// The earliest and latest `start_time` of `batch`; `None` when it has none.
+pub(crate) fn start_bounds(batch: &RecordBatch) -> Option<(i64, i64)> {
+    let starts = batch
+        .column_by_name(col::START_TIME)?
+        .as_primitive_opt::<TimestampNanosecondType>()?;
+    Some((arrow::compute::min(starts)?, arrow::compute::max(starts)?))
+}
+
+/// Whether a span of `batch` may start within `range`.
 fn starts_overlap(batch: &RecordBatch, range: &TimeRange) -> bool {
-    let Some(starts) = batch
-        .column_by_name(col::START_TIME)
-        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-    else {
-        return true;
-    };
-    match (arrow::compute::min(starts), arrow::compute::max(starts)) {
-        (Some(lo), Some(hi)) => lo < range.end_ns && hi >= range.start_ns,
-        // No start times: no row passes a filter on them.
-        _ => false,
-    }
+    start_bounds(batch).is_none_or(|(lo, hi)| lo < range.end_ns && hi >= range.start_ns)
 }
 
 #[async_trait]

@@ -16,6 +16,7 @@ use spanlake_storage::{TenantId, TimeRange};
 
 use crate::assemble::{AssembledTrace, assemble};
 use crate::records::span_records;
+use crate::table::start_bounds;
 use crate::{Error, QueryEngine, Result};
 
 /// A window of span start times, UNIX nanoseconds, `[start_ns, end_ns)`.
@@ -77,14 +78,7 @@ impl Slices {
             spans += file.meta.rows;
         }
         for batch in &snapshot.batches {
-            let Some(starts) = batch
-                .column_by_name(spanlake_storage::schema::col::START_TIME)
-                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-            else {
-                continue;
-            };
-            if let (Some(lo), Some(hi)) = (arrow::compute::min(starts), arrow::compute::max(starts))
-            {
+            if let Some((lo, hi)) = start_bounds(batch) {
                 first = first.min(lo);
                 last = last.max(hi);
                 spans += batch.num_rows() as u64;
@@ -663,7 +657,7 @@ impl Traces {
 mod tests {
     use super::*;
     use crate::QueryLimits;
-    use spanlake_storage::batch::{SpanBatchBuilder, SpanFields, SpanKind, StatusCode};
+    use spanlake_storage::batch::{SpanBatchBuilder, SpanFields, SpanKind};
     use spanlake_storage::{SpanSink, Store, StoreConfig};
 
     const MINUTE: i64 = 60_000_000_000;
@@ -677,21 +671,12 @@ mod tests {
             b.begin_span(&SpanFields {
                 trace_id: &trace_id,
                 span_id: &((n << 8) | (i as u64 + 1)).to_be_bytes(),
-                parent_span_id: &[],
-                trace_state: "",
                 service_name: service,
                 name: "op",
                 kind: SpanKind::Server,
                 start_unix_nano: T0 + m * MINUTE,
                 end_unix_nano: T0 + m * MINUTE + 1_000_000,
-                status_code: StatusCode::Unset,
-                status_message: "",
-                scope_name: "",
-                scope_version: "",
-                flags: 0,
-                dropped_attributes_count: 0,
-                dropped_events_count: 0,
-                dropped_links_count: 0,
+                ..SpanFields::default()
             });
             b.end_span();
         }

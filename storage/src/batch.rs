@@ -17,8 +17,9 @@ use crate::schema::{event_fields, link_fields, span_schema};
 use crate::{Error, Result};
 
 /// What a span does in a call chain, as OTLP defines it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SpanKind {
+    #[default]
     Unspecified,
     Internal,
     Server,
@@ -54,8 +55,9 @@ impl SpanKind {
 }
 
 /// The final status of a span, as OTLP defines it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StatusCode {
+    #[default]
     Unset,
     Ok,
     Error,
@@ -329,8 +331,9 @@ fn list_of_structs(
     Ok(Arc::new(list))
 }
 
-/// The scalar fields of one span and of the resource and scope it came from.
-#[derive(Debug, Clone, Copy)]
+/// The scalar fields of one span and of the resource and scope it came from. The default is
+/// all empty and zero (a base for spans built field by field).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SpanFields<'a> {
     /// 16 bytes; validated by the receiver.
     pub trace_id: &'a [u8],

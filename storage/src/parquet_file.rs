@@ -269,7 +269,7 @@ pub async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{SpanBatchBuilder, SpanFields, SpanKind, StatusCode};
+    use crate::batch::{SpanBatchBuilder, SpanFields, SpanKind};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::file::statistics::Statistics;
     use std::collections::HashMap;
@@ -297,22 +297,13 @@ mod tests {
                 b.begin_span(&SpanFields {
                     trace_id: &trace_id,
                     span_id: &span_id,
-                    parent_span_id: &[],
-                    trace_state: "",
                     service_name: "svc",
                     name: "op",
                     kind: SpanKind::Server,
                     // Later spans of a trace first, as services report out of order.
                     start_unix_nano: start + (n - s) as i64 * 1_000,
                     end_unix_nano: start + 5_000_000,
-                    status_code: StatusCode::Unset,
-                    status_message: "",
-                    scope_name: "",
-                    scope_version: "",
-                    flags: 0,
-                    dropped_attributes_count: 0,
-                    dropped_events_count: 0,
-                    dropped_links_count: 0,
+                    ..SpanFields::default()
                 });
                 b.end_span();
             }
