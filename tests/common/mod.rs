@@ -21,11 +21,12 @@ pub struct Server {
     extra: Vec<String>,
 }
 
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// `N` distinct free ports: the listeners are held until all are chosen, so the kernel cannot
+/// hand the same port out twice (it did: one server got one port for two listeners).
+fn free_ports<const N: usize>() -> [SocketAddr; N] {
+    let listeners: [TcpListener; N] =
+        std::array::from_fn(|_| TcpListener::bind("127.0.0.1:0").unwrap());
+    listeners.map(|l| l.local_addr().unwrap())
 }
 
 impl Server {
@@ -35,13 +36,14 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        let [grpc, otlp_http, http, flight] = free_ports();
         let mut server = Server {
             child: None,
             data_dir: data_dir.to_path_buf(),
-            grpc: free_port(),
-            otlp_http: free_port(),
-            http: free_port(),
-            flight: free_port(),
+            grpc,
+            otlp_http,
+            http,
+            flight,
             tls_cert: extra
                 .iter()
                 .position(|a| *a == "--tls-cert-file")
