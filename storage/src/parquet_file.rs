@@ -60,12 +60,16 @@ impl Effort {
 /// Columns of (nearly) unique values, where a dictionary only costs time: ids are written
 /// with their lengths apart from their bytes, timestamps and durations byte-stream-split so
 /// that zstd sees their constant high bytes together (measured in docs/design/storage.md).
-const NO_DICTIONARY: &[(&str, Encoding)] = &[
-    (col::SPAN_ID, Encoding::DELTA_LENGTH_BYTE_ARRAY),
-    (col::PARENT_SPAN_ID, Encoding::DELTA_LENGTH_BYTE_ARRAY),
-    (col::START_TIME, Encoding::BYTE_STREAM_SPLIT),
-    (col::END_TIME, Encoding::BYTE_STREAM_SPLIT),
-    (col::DURATION_NS, Encoding::BYTE_STREAM_SPLIT),
+/// Span attribute values mix a few repeated values with many unique ones (ids, queries): the
+/// dictionary overflows and falls back within a row group, and plain + zstd comes out smaller
+/// after compaction while sparing the flush a hash of every value (BENCHMARKS.md).
+const NO_DICTIONARY: &[(&[&str], Encoding)] = &[
+    (&[col::SPAN_ID], Encoding::DELTA_LENGTH_BYTE_ARRAY),
+    (&[col::PARENT_SPAN_ID], Encoding::DELTA_LENGTH_BYTE_ARRAY),
+    (&[col::START_TIME], Encoding::BYTE_STREAM_SPLIT),
+    (&[col::END_TIME], Encoding::BYTE_STREAM_SPLIT),
+    (&[col::DURATION_NS], Encoding::BYTE_STREAM_SPLIT),
+    (&[col::ATTRIBUTES, "key_value", "value"], Encoding::PLAIN),
 ];
 
 /// Where each row of the input goes: row groups of whole traces, taken in the order of each
@@ -193,15 +197,28 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     let mut trace_filter = Sbbf::new_with_ndv_fpp(layout.traces as u64, TRACE_FILTER_FPP)?;
     let trace_col = ColumnPath::from(col::TRACE_ID);
     let mut props = WriterProperties::builder();
-    for (column, encoding) in NO_DICTIONARY {
+    for (path, encoding) in NO_DICTIONARY {
+        let path = ColumnPath::new(path.iter().map(|p| p.to_string()).collect());
         props = props
-            .set_column_dictionary_enabled(ColumnPath::from(*column), false)
-            .set_column_encoding(ColumnPath::from(*column), *encoding);
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, *encoding);
+    }
+    // Statistics only where a reader prunes with them: top-level columns of comparable values.
+    // Map and list leaves (DataFusion cannot prune `attributes['k'] = 'v'` by them) and random
+    // ids cost a comparison per value for nothing.
+    props = props.set_statistics_enabled(EnabledStatistics::None);
+    for field in schema.fields() {
+        let random = [col::SPAN_ID, col::PARENT_SPAN_ID].contains(&field.name().as_str());
+        if !field.data_type().is_nested() && !random {
+            props = props.set_column_statistics_enabled(
+                ColumnPath::from(field.name().as_str()),
+                EnabledStatistics::Page,
+            );
+        }
     }
     let props = props
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(effort.zstd_level())?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_bloom_filter_enabled(trace_col.clone(), true)
         .set_column_bloom_filter_max_ndv(trace_col, layout.max_group_traces as u64)
         .set_key_value_metadata(Some(vec![KeyValue::new(
@@ -269,7 +286,7 @@ pub async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{SpanBatchBuilder, SpanFields, SpanKind};
+    use crate::batch::{AttrValue, SpanBatchBuilder, SpanFields, SpanKind};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::file::statistics::Statistics;
     use std::collections::HashMap;
@@ -401,6 +418,79 @@ mod tests {
         );
         assert_eq!(file.min_trace_id, *group_of.keys().min().unwrap());
         assert_eq!(file.max_trace_id, *group_of.keys().max().unwrap());
+    }
+
+    #[test]
+    fn statistics_and_dictionaries_only_where_they_pay() {
+        let mut b = SpanBatchBuilder::new();
+        for i in 0..2_000u64 {
+            let (trace_id, span_id) = ([(i / 10) as u8; 16], i.to_be_bytes());
+            b.begin_span(&SpanFields {
+                trace_id: &trace_id,
+                span_id: &span_id,
+                service_name: "svc",
+                name: "op",
+                start_unix_nano: 1_700_000_000_000_000_000 + i as i64,
+                end_unix_nano: 1_700_000_000_000_000_000 + 2 * i as i64,
+                ..SpanFields::default()
+            });
+            let attributes = b.attributes();
+            attributes.push("http.route", &AttrValue::Str("/api/orders/{id}"));
+            attributes.push("user.id", &AttrValue::Str(&format!("user-{i}")));
+            attributes.push("http.status_code", &AttrValue::Int(200));
+            b.resource_attributes()
+                .push("host.name", &AttrValue::Str("node-1"));
+            b.end_span();
+        }
+        let file = encode(&[b.finish().unwrap()], Effort::Flush).unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(file.bytes)).unwrap();
+        let group = reader.metadata().row_group(0);
+        let chunk = |path: &str| {
+            group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == path)
+                .unwrap_or_else(|| panic!("no column {path}"))
+        };
+        // Readers prune by these: row group statistics (and the page index) are kept.
+        for path in [
+            col::TRACE_ID,
+            col::SERVICE_NAME,
+            col::SPAN_NAME,
+            col::START_TIME,
+            col::DURATION_NS,
+            col::STATUS_CODE,
+        ] {
+            assert!(
+                chunk(path).statistics().is_some(),
+                "{path} lost its statistics"
+            );
+            assert!(
+                chunk(path).column_index_length().is_some(),
+                "{path}: no page index"
+            );
+        }
+        // Nothing prunes by these.
+        for path in [
+            col::SPAN_ID,
+            col::PARENT_SPAN_ID,
+            "attributes.key_value.key",
+            "attributes.key_value.value",
+            "resource_attributes.key_value.value",
+            "attribute_types.key_value.value",
+        ] {
+            assert!(chunk(path).statistics().is_none(), "{path} has statistics");
+        }
+        let dictionary = |path: &str| {
+            chunk(path)
+                .encodings()
+                .any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY))
+        };
+        assert!(!dictionary("attributes.key_value.value"));
+        assert!(!dictionary(col::SPAN_ID));
+        assert!(dictionary("attributes.key_value.key"));
+        assert!(dictionary("resource_attributes.key_value.value"));
+        assert!(dictionary(col::SERVICE_NAME));
     }
 
     fn file_traces(batches: &[RecordBatch]) -> usize {
