@@ -41,9 +41,12 @@ impl Window {
     }
 }
 
-/// About how many spans the first slice of a newest-first search covers: a few row groups
-/// per file, so a common match is found after reading a small part of a large window.
-pub(crate) const FIRST_SLICE_SPANS: u64 = 500_000;
+/// About how many spans the first slice of a newest-first search covers: about one row group
+/// per file, so a common match is found after reading a small part of a large window. A rare
+/// match reads the whole window whatever the first slice (a few more, smaller, queries);
+/// 100 000 instead of 500 000 took common-match searches at 10 M spans from ~600 to ~220 ms
+/// (BENCHMARKS.md).
+pub(crate) const FIRST_SLICE_SPANS: u64 = 100_000;
 
 /// A window cut into slices of time, newest first, each four times longer than the one
 /// before, for searches that want the newest matches: they read slice after slice until they
