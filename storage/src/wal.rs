@@ -392,7 +392,7 @@ fn run(mut writer: SegmentWriter, rx: mpsc::Receiver<Command>, mut on_durable: O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{SpanBatchBuilder, SpanFields, SpanKind, StatusCode};
+    use crate::batch::{SpanBatchBuilder, SpanFields, SpanKind};
     use std::sync::{Arc, Mutex};
 
     fn batch(n: usize) -> RecordBatch {
@@ -402,21 +402,12 @@ mod tests {
             b.begin_span(&SpanFields {
                 trace_id: &[7; 16],
                 span_id: &id,
-                parent_span_id: &[],
-                trace_state: "",
                 service_name: "svc",
                 name: "op",
                 kind: SpanKind::Internal,
                 start_unix_nano: 1,
                 end_unix_nano: 2,
-                status_code: StatusCode::Unset,
-                status_message: "",
-                scope_name: "",
-                scope_version: "",
-                flags: 0,
-                dropped_attributes_count: 0,
-                dropped_events_count: 0,
-                dropped_links_count: 0,
+                ..SpanFields::default()
             });
             b.end_span();
         }

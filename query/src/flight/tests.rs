@@ -7,7 +7,7 @@ use std::time::Duration;
 use arrow::util::pretty::pretty_format_batches;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables};
-use spanlake_storage::batch::{SpanBatchBuilder, SpanFields, SpanKind, StatusCode};
+use spanlake_storage::batch::{SpanBatchBuilder, SpanFields, SpanKind};
 use spanlake_storage::schema::span_schema;
 use spanlake_storage::{SegmentSource, SpanSink, Store, StoreConfig};
 use tonic::Code;
@@ -24,21 +24,12 @@ fn spans(trace: u8, names: &[&str]) -> RecordBatch {
         b.begin_span(&SpanFields {
             trace_id: &[trace; 16],
             span_id: &span_id,
-            parent_span_id: &[],
-            trace_state: "",
             service_name: "checkout",
             name,
             kind: SpanKind::Server,
             start_unix_nano: 1_700_000_000_000_000_000 + i as i64,
             end_unix_nano: 1_700_000_000_000_001_000 + i as i64,
-            status_code: StatusCode::Unset,
-            status_message: "",
-            scope_name: "",
-            scope_version: "",
-            flags: 0,
-            dropped_attributes_count: 0,
-            dropped_events_count: 0,
-            dropped_links_count: 0,
+            ..SpanFields::default()
         });
         b.end_span();
     }

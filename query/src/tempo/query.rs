@@ -467,7 +467,6 @@ mod tests {
                 trace_id: &[s.trace; 16],
                 span_id: &span_id,
                 parent_span_id: parent.as_ref().map_or(&[], |p| p.as_slice()),
-                trace_state: "",
                 service_name: s.service,
                 name: s.name,
                 kind: s.kind,
@@ -479,12 +478,7 @@ mod tests {
                     StatusCode::Unset
                 },
                 status_message: if s.error { "boom" } else { "" },
-                scope_name: "",
-                scope_version: "",
-                flags: 0,
-                dropped_attributes_count: 0,
-                dropped_events_count: 0,
-                dropped_links_count: 0,
+                ..SpanFields::default()
             });
             for (k, v) in s.attributes {
                 b.attributes().push(k, v);

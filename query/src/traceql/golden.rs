@@ -164,7 +164,6 @@ fn batch(spans: &[Span]) -> arrow::array::RecordBatch {
             trace_id: &[s.trace; 16],
             span_id: &span_id,
             parent_span_id: parent.as_ref().map_or(&[], |p| p.as_slice()),
-            trace_state: "",
             service_name: s.service,
             name: s.name,
             kind: s.kind,
@@ -174,10 +173,7 @@ fn batch(spans: &[Span]) -> arrow::array::RecordBatch {
             status_message: s.message,
             scope_name: "golden",
             scope_version: "1.0",
-            flags: 0,
-            dropped_attributes_count: 0,
-            dropped_events_count: 0,
-            dropped_links_count: 0,
+            ..SpanFields::default()
         });
         for (k, v) in &s.attributes {
             b.attributes().push(k, v);

@@ -1,5 +1,5 @@
 use super::*;
-use crate::batch::{AttrValue, SpanBatchBuilder, SpanFields, SpanKind, StatusCode};
+use crate::batch::{AttrValue, SpanBatchBuilder, SpanFields, SpanKind};
 
 /// `n` spans of trace `trace` (a byte repeated), span ids from `first`.
 fn batch(trace: u8, first: u64, n: u64) -> RecordBatch {
@@ -8,21 +8,12 @@ fn batch(trace: u8, first: u64, n: u64) -> RecordBatch {
         b.begin_span(&SpanFields {
             trace_id: &[trace; 16],
             span_id: &(id + 1).to_be_bytes(),
-            parent_span_id: &[],
-            trace_state: "",
             service_name: "svc",
             name: "op",
             kind: SpanKind::Server,
             start_unix_nano: 1_700_000_000_000_000_000 + id as i64,
             end_unix_nano: 1_700_000_000_000_000_100 + id as i64,
-            status_code: StatusCode::Unset,
-            status_message: "",
-            scope_name: "",
-            scope_version: "",
-            flags: 0,
-            dropped_attributes_count: 0,
-            dropped_events_count: 0,
-            dropped_links_count: 0,
+            ..SpanFields::default()
         });
         b.attributes().push("n", &AttrValue::Int(id as i64));
         b.end_span();
