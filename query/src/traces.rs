@@ -331,6 +331,7 @@ impl Traces {
         query: &SearchQuery,
         first_slice_spans: u64,
     ) -> Result<Vec<String>> {
+        // $1 and $2 are the bounds of the slice being read (inside the window), set per slice.
         let mut params: Vec<ScalarValue> = query.window.params().into();
         let mut conditions = vec![
             "start_time >= $1".to_string(),
@@ -389,16 +390,13 @@ impl Traces {
         // trace found, whose latest matching span is in them.
         let sql = format!(
             "SELECT trace_id, max(start_time) AS latest FROM spans WHERE {} \
-             AND start_time >= ${} AND start_time < ${} \
              GROUP BY trace_id ORDER BY latest DESC LIMIT {limit}",
             conditions.join(" AND "),
-            params.len() + 1,
-            params.len() + 2,
         );
         let mut ids: Vec<String> = Vec::new();
         for slice in Slices::new(&self.engine, tenant, query.window, first_slice_spans) {
             let mut bound = params.clone();
-            bound.extend(slice.params());
+            bound[..2].clone_from_slice(&slice.params());
             for b in self.engine.query(tenant, &sql, bound).await? {
                 let found = strings(&b, 0);
                 for i in 0..b.num_rows() {
