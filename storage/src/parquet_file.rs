@@ -23,6 +23,11 @@ use crate::{Error, Result};
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// False-positive rate of the per-file trace id filter kept in the catalog.
 const TRACE_FILTER_FPP: f64 = 0.01;
+/// False-positive rate of each row group's `trace_id` bloom filter. A structural TraceQL
+/// search checks a chunk of 2 000 candidate ids against every row group: at Parquet's
+/// default 0.05 nearly every row group passes (1 - 0.95^2000), at 1e-5 about 2% do, for
+/// ~30 bits per trace (~0.2 bytes per span; BENCHMARKS.md).
+const ROW_GROUP_TRACE_FPP: f64 = 1e-5;
 
 /// A Parquet file in memory, with what the catalog needs to know of it.
 pub struct EncodedFile {
@@ -220,7 +225,8 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(effort.zstd_level())?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_column_bloom_filter_enabled(trace_col.clone(), true)
-        .set_column_bloom_filter_max_ndv(trace_col, layout.max_group_traces as u64)
+        .set_column_bloom_filter_max_ndv(trace_col.clone(), layout.max_group_traces as u64)
+        .set_column_bloom_filter_fpp(trace_col, ROW_GROUP_TRACE_FPP)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             SCHEMA_VERSION_KEY.to_string(),
             SCHEMA_VERSION.to_string(),
@@ -418,6 +424,66 @@ mod tests {
         );
         assert_eq!(file.min_trace_id, *group_of.keys().min().unwrap());
         assert_eq!(file.max_trace_id, *group_of.keys().max().unwrap());
+    }
+
+    #[test]
+    fn row_group_bloom_filters_turn_away_a_chunk_of_other_traces() {
+        use parquet::file::properties::ReaderProperties;
+        use parquet::file::serialized_reader::ReadOptionsBuilder;
+
+        let file = encode(&scattered_traces(200_000), Effort::Flush).unwrap();
+        let options = ReadOptionsBuilder::new()
+            .with_reader_properties(
+                ReaderProperties::builder()
+                    .set_read_bloom_filter(true)
+                    .build(),
+            )
+            .build();
+        let bytes = bytes::Bytes::from(file.bytes);
+        let reader = SerializedFileReader::new_with_options(bytes.clone(), options).unwrap();
+        let groups = reader.metadata().num_row_groups();
+        assert!(groups >= 4, "{groups} row groups");
+        let mut traces: Vec<Vec<String>> = Vec::new();
+        let mut filters = Vec::new();
+        for rg in 0..groups {
+            let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes.clone(),
+            )
+            .unwrap();
+            let trace_only = parquet::arrow::ProjectionMask::leaves(builder.parquet_schema(), [0]);
+            let mut ids: Vec<String> = Vec::new();
+            for batch in builder
+                .with_row_groups(vec![rg])
+                .with_projection(trace_only)
+                .build()
+                .unwrap()
+            {
+                let batch = batch.unwrap();
+                for id in batch.column(0).as_string::<i32>().iter().flatten() {
+                    if ids.last().map(String::as_str) != Some(id) {
+                        ids.push(id.to_string());
+                    }
+                }
+            }
+            let group = reader.get_row_group(rg).unwrap();
+            filters.push(group.get_column_bloom_filter(0).unwrap().clone());
+            traces.push(ids);
+        }
+        for (rg, ids) in traces.iter().enumerate() {
+            assert!(ids.iter().all(|id| filters[rg].check(id.as_str())));
+        }
+        // A structural search asks for 2 000 candidate traces at once, which live in one or
+        // two row groups: the others' filters must turn the whole chunk away.
+        let chunk: Vec<&String> = traces[0].iter().chain(&traces[1]).take(2_000).collect();
+        assert_eq!(chunk.len(), 2_000);
+        let passed = (2..groups)
+            .filter(|&rg| chunk.iter().any(|id| filters[rg].check(id.as_str())))
+            .count();
+        assert!(
+            passed <= 1,
+            "{passed} of {} other row groups passed",
+            groups - 2
+        );
     }
 
     #[test]
