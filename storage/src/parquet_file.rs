@@ -25,8 +25,9 @@ const ROW_GROUP_ROWS: usize = 64 * 1024;
 const TRACE_FILTER_FPP: f64 = 0.01;
 /// False-positive rate of each row group's `trace_id` bloom filter. A structural TraceQL
 /// search checks a chunk of 2 000 candidate ids against every row group: at Parquet's
-/// default 0.05 nearly every row group passes (1 - 0.95^2000), at 1e-5 about 2% do, for
-/// ~30 bits per trace (~0.2 bytes per span; BENCHMARKS.md).
+/// default 0.05 nearly every row group passes (1 - 0.95^2000). At 1e-5, rounded up to a
+/// power of two, a filter holds ~40 bits per trace and a chunk passes a row group without
+/// its traces about once in 400, for 0.4 bytes per span (BENCHMARKS.md).
 const ROW_GROUP_TRACE_FPP: f64 = 1e-5;
 
 /// A Parquet file in memory, with what the catalog needs to know of it.
