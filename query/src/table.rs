@@ -4,6 +4,9 @@
 //! Filters on `trace_id` (equality) and `start_time` (ranges) choose the files through the
 //! catalog before anything is opened; every filter is also handed to the Parquet scan, which
 //! prunes row groups and pages with statistics, the page index and the `trace_id` bloom filter.
+//! Filters on attribute values (`attributes['k'] = 'v'`, alone or ORed with the same on
+//! `resource_attributes`) skip the row groups whose value bloom filters rule the value out,
+//! which DataFusion cannot do by itself for a map lookup.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,14 +22,28 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::datasource::physical_plan::parquet::{
+    DefaultParquetFileReaderFactory, ParquetAccessPlan, ParquetFileReaderFactory,
+};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::error::Result;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::parquet::bloom_filter::Sbbf;
+use datafusion::parquet::file::statistics::Statistics;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::union::UnionExec;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use spanlake_storage::parquet_file::VALUE_FILTER_COLUMNS;
 use spanlake_storage::schema::{col, span_schema};
 use spanlake_storage::{SegmentSource, TenantId, TimeRange};
 
@@ -80,6 +97,9 @@ pub(crate) struct Pruning {
     pub range: TimeRange,
     /// Empty means any trace.
     pub trace_ids: Vec<String>,
+    /// Attribute values the rows must hold: per ANDed filter, the (map column, value) pairs
+    /// of which a matching row has at least one.
+    pub values: Vec<Vec<(&'static str, String)>>,
 }
 
 fn timestamp_ns(value: &ScalarValue) -> Option<i64> {
@@ -106,11 +126,57 @@ fn literal(expr: &Expr) -> Option<&ScalarValue> {
     }
 }
 
+fn text_literal(expr: &Expr) -> Option<&str> {
+    match literal(expr)? {
+        ScalarValue::Utf8(Some(v)) | ScalarValue::Utf8View(Some(v)) => Some(v),
+        ScalarValue::LargeUtf8(Some(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// The map column of `m['k']` (a constant key), when that column has value filters. A cast
+/// between text types keeps the value.
+fn value_filtered_map(expr: &Expr) -> Option<&'static str> {
+    match expr {
+        Expr::Cast(c) if c.field.data_type().is_string() => value_filtered_map(&c.expr),
+        Expr::ScalarFunction(f) if f.name() == "get_field" && f.args.len() == 2 => {
+            text_literal(&f.args[1])?;
+            let name = column_name(&f.args[0])?;
+            VALUE_FILTER_COLUMNS.into_iter().find(|c| *c == name)
+        }
+        _ => None,
+    }
+}
+
+/// `m['k'] = 'v'` on a map column with value filters, or an OR of such: the (column, value)
+/// pairs of which a row that passes holds at least one.
+fn value_alternatives(expr: &Expr) -> Option<Vec<(&'static str, String)>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return None;
+    };
+    match op {
+        Operator::Or => {
+            let mut either = value_alternatives(left)?;
+            either.extend(value_alternatives(right)?);
+            Some(either)
+        }
+        Operator::Eq => {
+            let (map, value) = match (value_filtered_map(left), text_literal(right)) {
+                (Some(m), Some(v)) => (m, v),
+                _ => (value_filtered_map(right)?, text_literal(left)?),
+            };
+            Some(vec![(map, value.to_string())])
+        }
+        _ => None,
+    }
+}
+
 impl Pruning {
     pub(crate) fn from_filters(filters: &[Expr]) -> Self {
         let mut p = Pruning {
             range: TimeRange::ALL,
             trace_ids: Vec::new(),
+            values: Vec::new(),
         };
         for f in filters {
             p.visit(f);
@@ -119,6 +185,10 @@ impl Pruning {
     }
 
     fn visit(&mut self, expr: &Expr) {
+        if let Some(values) = value_alternatives(expr) {
+            self.values.push(values);
+            return;
+        }
         match expr {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 if *op == Operator::And {
@@ -220,6 +290,80 @@ pub(crate) fn start_bounds(batch: &RecordBatch) -> Option<(i64, i64)> {
     Some((arrow::compute::min(starts)?, arrow::compute::max(starts)?))
 }
 
+/// Which row groups of `file` may hold spans that pass `pruning`'s value filters, by their
+/// `start_time` statistics and their attribute value bloom filters; `None` when none may.
+/// The file comes back with its access plan.
+async fn value_access_plan(
+    store: Arc<dyn ObjectStore>,
+    metadata_cache: Arc<FileMetadataCache>,
+    file: PartitionedFile,
+    pruning: &Pruning,
+) -> Result<Option<PartitionedFile>> {
+    // The same cache the Parquet scan reads its metadata from: fetched once for both.
+    let metadata = DFParquetMetadata::new(store.as_ref(), &file.object_meta)
+        .with_file_metadata_cache(Some(metadata_cache))
+        .fetch_metadata()
+        .await?;
+    let leaves = metadata.file_metadata().schema_descr().columns();
+    let leaf = |path: &[&str]| leaves.iter().position(|c| c.path().parts() == path);
+    let start_leaf = leaf(&[col::START_TIME]);
+    let value_leaves: Vec<(&str, Option<usize>)> = VALUE_FILTER_COLUMNS
+        .into_iter()
+        .map(|map| (map, leaf(&[map, "key_value", "value"])))
+        .collect();
+    let reader: Box<dyn AsyncFileReader> = DefaultParquetFileReaderFactory::new(Arc::clone(&store))
+        .create_reader(0, file.clone(), None, &ExecutionPlanMetricsSet::new())?;
+    let reader_metadata = ArrowReaderMetadata::try_new(Arc::clone(&metadata), Default::default())?;
+    let mut filters = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, reader_metadata);
+
+    let mut plan = ParquetAccessPlan::new_all(metadata.num_row_groups());
+    for group in 0..metadata.num_row_groups() {
+        // A row group outside the time range is skipped by the scan anyway: spare its filters.
+        let stats = start_leaf.and_then(|i| metadata.row_group(group).column(i).statistics());
+        if let Some(Statistics::Int64(s)) = stats
+            && let (Some(&lo), Some(&hi)) = (s.min_opt(), s.max_opt())
+            && (lo >= pruning.range.end_ns || hi < pruning.range.start_ns)
+        {
+            plan.skip(group);
+            continue;
+        }
+        // Read lazily: a filter that fails on span attributes needs no resource filter.
+        let mut loaded: Vec<Option<Option<Sbbf>>> = vec![None; value_leaves.len()];
+        for alternatives in &pruning.values {
+            let mut may_hold = false;
+            for (map, value) in alternatives {
+                let Some(k) = value_leaves.iter().position(|(m, _)| m == map) else {
+                    may_hold = true;
+                    break;
+                };
+                if loaded[k].is_none() {
+                    loaded[k] = Some(match value_leaves[k].1 {
+                        Some(i) => filters.get_row_group_column_bloom_filter(group, i).await?,
+                        None => None,
+                    });
+                }
+                // No filter (a file written before them): the value may be there.
+                if loaded[k]
+                    .as_ref()
+                    .and_then(Option::as_ref)
+                    .is_none_or(|f| f.check(value.as_str()))
+                {
+                    may_hold = true;
+                    break;
+                }
+            }
+            if !may_hold {
+                plan.skip(group);
+                break;
+            }
+        }
+    }
+    if plan.row_group_indexes().is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(file.with_extension(plan)))
+}
+
 /// Whether a span of `batch` may start within `range`.
 fn starts_overlap(batch: &RecordBatch, range: &TimeRange) -> bool {
     start_bounds(batch).is_none_or(|(lo, hi)| lo < range.end_ns && hi >= range.start_ns)
@@ -266,11 +410,29 @@ impl TableProvider for SpansTable {
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
 
         let relaxed = Ordering::Relaxed;
-        self.stats
+        let mut files: Vec<PartitionedFile> = snapshot
             .files
-            .fetch_add(snapshot.files.len() as u64, relaxed);
-        for file in &snapshot.files {
-            self.stats.file_bytes.fetch_add(file.meta.size, relaxed);
+            .iter()
+            .map(|file| PartitionedFile::new(file.meta.path.clone(), file.meta.size))
+            .collect();
+        if !pruning.values.is_empty() {
+            let store = self.source.object_store();
+            let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+            // Files whose row groups all rule the values out are not scanned at all.
+            let planned: Vec<Option<PartitionedFile>> = futures::stream::iter(files)
+                .map(|file| {
+                    value_access_plan(Arc::clone(&store), Arc::clone(&cache), file, &pruning)
+                })
+                .buffered(8)
+                .try_collect()
+                .await?;
+            files = planned.into_iter().flatten().collect();
+        }
+        self.stats.files.fetch_add(files.len() as u64, relaxed);
+        for file in &files {
+            self.stats
+                .file_bytes
+                .fetch_add(file.object_meta.size, relaxed);
         }
         for batch in &snapshot.batches {
             self.stats
@@ -281,16 +443,15 @@ impl TableProvider for SpansTable {
                 .fetch_add(batch.get_array_memory_size() as u64, relaxed);
         }
 
-        if !snapshot.files.is_empty() {
+        if !files.is_empty() {
             let mut source = ParquetSource::new(Arc::clone(&self.schema));
             if let Some(predicate) = conjunction(filters.to_vec()) {
                 let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
                 source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
             }
             let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions];
-            for (i, file) in snapshot.files.iter().enumerate() {
-                groups[i % partitions]
-                    .push(PartitionedFile::new(file.meta.path.clone(), file.meta.size));
+            for (i, file) in files.into_iter().enumerate() {
+                groups[i % partitions].push(file);
             }
             let groups = groups
                 .into_iter()
@@ -333,7 +494,12 @@ impl TableProvider for SpansTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{QueryEngine, QueryLimits};
+    use arrow::datatypes::Int64Type;
+    use datafusion::functions::core::expr_fn::get_field;
     use datafusion::prelude::{col, lit};
+    use spanlake_storage::batch::{AttrValue, SpanBatchBuilder, SpanFields};
+    use spanlake_storage::{SpanSink, Store, StoreConfig};
 
     fn ts(ns: i64) -> Expr {
         lit(ScalarValue::TimestampNanosecond(
@@ -360,6 +526,7 @@ mod tests {
                     end_ns: 150
                 },
                 trace_ids: vec!["abc".into()],
+                values: vec![],
             }
         );
     }
@@ -384,8 +551,120 @@ mod tests {
             Pruning::from_filters(&filters),
             Pruning {
                 range: TimeRange::ALL,
-                trace_ids: vec![]
+                trace_ids: vec![],
+                values: vec![],
             }
+        );
+    }
+
+    #[test]
+    fn attribute_values_asked_for_are_extracted() {
+        let attr = |map: &str, key: &str| get_field(col(map), key);
+        let filters = vec![
+            attr("attributes", "enduser.id").eq(lit("u1")),
+            attr("attributes", "region")
+                .eq(lit("eu"))
+                .or(lit("eu").eq(attr("resource_attributes", "region"))),
+            // Not usable: a negation, an OR with another kind of filter, an event's map.
+            attr("attributes", "a").not_eq(lit("x")),
+            attr("attributes", "b")
+                .eq(lit("y"))
+                .or(col("service_name").eq(lit("s"))),
+            attr("event_attributes", "c").eq(lit("z")),
+        ];
+        assert_eq!(
+            Pruning::from_filters(&filters).values,
+            vec![
+                vec![("attributes", "u1".to_string())],
+                vec![
+                    ("attributes", "eu".to_string()),
+                    ("resource_attributes", "eu".to_string())
+                ],
+            ]
+        );
+    }
+
+    /// Four files of 50 spans, each with its own users and deployment: a search for one value
+    /// opens only the file that holds it, by the row groups' value filters, and finds the same
+    /// rows as without them (spans still in memory included).
+    #[tokio::test]
+    async fn value_filters_skip_row_groups_without_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.flush_interval = std::time::Duration::from_secs(3600);
+        let store = Arc::new(Store::open(config).await.unwrap());
+        let tenant = TenantId::default_tenant();
+        for file in 0..5u64 {
+            let mut b = SpanBatchBuilder::new();
+            for i in 0..50u64 {
+                let n = file * 100 + i;
+                b.begin_span(&SpanFields {
+                    trace_id: &[[0; 8], n.to_be_bytes()].concat(),
+                    span_id: &(n + 1).to_be_bytes(),
+                    service_name: "shop",
+                    name: "checkout",
+                    start_unix_nano: 1_700_000_000_000_000_000 + n as i64,
+                    end_unix_nano: 1_700_000_000_000_000_000 + n as i64 + 1_000,
+                    ..SpanFields::default()
+                });
+                let user = format!("user-{file}-{i}");
+                b.attributes().push("enduser.id", &AttrValue::Str(&user));
+                b.attributes()
+                    .push("http.status_code", &AttrValue::Int(200));
+                let deployment = format!("d{file}");
+                b.resource_attributes()
+                    .push("deployment", &AttrValue::Str(&deployment));
+                b.end_span();
+            }
+            store.append(&tenant, b.finish().unwrap()).await.unwrap();
+            if file < 4 {
+                store.flush().await.unwrap(); // the fifth batch stays in memory
+            }
+        }
+        let engine = QueryEngine::new(store, QueryLimits::default()).unwrap();
+        let count = |sql: &'static str| {
+            let engine = engine.clone();
+            let tenant = tenant.clone();
+            async move {
+                let out = engine
+                    .query_measured(
+                        &tenant,
+                        &format!("SELECT count(*) FROM spans WHERE {sql}"),
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                let n = out.batches[0]
+                    .column(0)
+                    .as_primitive::<Int64Type>()
+                    .value(0);
+                (n, out.files_read)
+            }
+        };
+        assert_eq!(count("attributes['enduser.id'] = 'user-2-7'").await, (1, 1));
+        assert_eq!(count("attributes['enduser.id'] = 'user-4-7'").await, (1, 0));
+        assert_eq!(count("attributes['enduser.id'] = 'nobody'").await, (0, 0));
+        assert_eq!(
+            count("attributes['http.status_code'] = '200'").await,
+            (250, 4)
+        );
+        let either =
+            "(attributes['deployment'] = 'd1' OR resource_attributes['deployment'] = 'd1')";
+        assert_eq!(count(either).await, (50, 1));
+        let both =
+            "attributes['enduser.id'] = 'user-1-3' AND resource_attributes['deployment'] = 'd1'";
+        assert_eq!(count(both).await, (1, 1));
+        let neither =
+            "attributes['enduser.id'] = 'user-1-3' AND resource_attributes['deployment'] = 'd2'";
+        assert_eq!(count(neither).await, (0, 0));
+        // No value filter applies: every file is read.
+        assert_eq!(
+            count("attributes['enduser.id'] <> 'user-2-7'").await,
+            (249, 4)
+        );
+        assert_eq!(
+            count("attributes['enduser.id'] LIKE 'user-2-%'").await,
+            (50, 4)
         );
     }
 }

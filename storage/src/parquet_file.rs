@@ -29,6 +29,14 @@ const TRACE_FILTER_FPP: f64 = 0.01;
 /// power of two, a filter holds ~40 bits per trace and a chunk passes a row group without
 /// its traces about once in 400, for 0.4 bytes per span (BENCHMARKS.md).
 const ROW_GROUP_TRACE_FPP: f64 = 1e-5;
+/// False-positive rate of each row group's bloom filter over its span and resource attribute
+/// values, which the spans table checks for `attributes['k'] = 'v'` so that a search for a
+/// rare value (one user, one order id) skips the row groups without it instead of decoding
+/// every attribute map. A row group holds ten times as many values as spans, most of them
+/// distinct: at 0.05 its filter comes to ~2 bytes per span (BENCHMARKS.md).
+const ROW_GROUP_VALUE_FPP: f64 = 0.05;
+/// Map columns whose values get a row-group bloom filter (their `value` leaf).
+pub const VALUE_FILTER_COLUMNS: [&str; 2] = [col::ATTRIBUTES, col::RESOURCE_ATTRIBUTES];
 
 /// A Parquet file in memory, with what the catalog needs to know of it.
 pub struct EncodedFile {
@@ -88,6 +96,22 @@ struct Layout {
     traces: usize,
     min_trace_id: String,
     max_trace_id: String,
+}
+
+/// Most entries of the map column `idx` in one row group of `groups`: a bound on the distinct
+/// values its bloom filter is sized for before the writer folds it to its contents.
+fn max_group_entries(batches: &[RecordBatch], groups: &[Vec<(usize, usize)>], idx: usize) -> u64 {
+    let maps: Vec<_> = batches.iter().map(|b| b.column(idx).as_map()).collect();
+    groups
+        .iter()
+        .map(|group| {
+            group
+                .iter()
+                .map(|&(batch, row)| maps[batch].value_length(row) as u64)
+                .sum::<u64>()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Plans the row order of a file. A row group then covers a narrow slice of time (searches,
@@ -221,6 +245,14 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
                 EnabledStatistics::Page,
             );
         }
+    }
+    for name in VALUE_FILTER_COLUMNS {
+        let entries = max_group_entries(batches, &layout.groups, schema.index_of(name)?);
+        let path = ColumnPath::new(vec![name.into(), "key_value".into(), "value".into()]);
+        props = props
+            .set_column_bloom_filter_enabled(path.clone(), true)
+            .set_column_bloom_filter_max_ndv(path.clone(), entries.max(1))
+            .set_column_bloom_filter_fpp(path, ROW_GROUP_VALUE_FPP);
     }
     let props = props
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(effort.zstd_level())?))
