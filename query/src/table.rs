@@ -148,13 +148,23 @@ fn value_filtered_map(expr: &Expr) -> Option<&'static str> {
     }
 }
 
-/// `m['k'] = 'v'` on a map column with value filters, or an OR of such: the (column, value)
-/// pairs of which a row that passes holds at least one.
+/// `m['k'] = 'v'` on a map column with value filters, or ORs and ANDs of such (as TraceQL
+/// writes an unscoped attribute, with the value's type beside it): the (column, value) pairs
+/// of which a row that passes holds at least one.
 fn value_alternatives(expr: &Expr) -> Option<Vec<(&'static str, String)>> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        // `coalesce(c, false)` passes exactly the rows that `c` passes.
+        if let Expr::ScalarFunction(f) = expr
+            && f.name() == "coalesce"
+            && let [c, Expr::Literal(ScalarValue::Boolean(Some(false)), _)] = f.args.as_slice()
+        {
+            return value_alternatives(c);
+        }
         return None;
     };
     match op {
+        // A row that passes both sides passes either: one side's values are enough.
+        Operator::And => value_alternatives(left).or_else(|| value_alternatives(right)),
         Operator::Or => {
             let mut either = value_alternatives(left)?;
             either.extend(value_alternatives(right)?);
@@ -185,17 +195,22 @@ impl Pruning {
     }
 
     fn visit(&mut self, expr: &Expr) {
+        if let Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) = expr
+        {
+            self.visit(left);
+            self.visit(right);
+            return;
+        }
         if let Some(values) = value_alternatives(expr) {
             self.values.push(values);
             return;
         }
         match expr {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-                if *op == Operator::And {
-                    self.visit(left);
-                    self.visit(right);
-                    return;
-                }
                 // Normalise `literal op column` to `column op' literal`.
                 let (column, op, value) = match (column_name(left), literal(right)) {
                     (Some(c), Some(v)) => (c, *op, v),
@@ -496,7 +511,7 @@ mod tests {
     use super::*;
     use crate::{QueryEngine, QueryLimits};
     use arrow::datatypes::Int64Type;
-    use datafusion::functions::core::expr_fn::get_field;
+    use datafusion::functions::core::expr_fn::{coalesce, get_field};
     use datafusion::prelude::{col, lit};
     use spanlake_storage::batch::{AttrValue, SpanBatchBuilder, SpanFields};
     use spanlake_storage::{SpanSink, Store, StoreConfig};
@@ -571,6 +586,14 @@ mod tests {
                 .eq(lit("y"))
                 .or(col("service_name").eq(lit("s"))),
             attr("event_attributes", "c").eq(lit("z")),
+            // TraceQL's unscoped `.tier = "gold"`, and a condition kept from being null.
+            attr("attributes", "tier")
+                .eq(lit("gold"))
+                .and(attr("attribute_types", "tier").is_null())
+                .or(attr("resource_attributes", "tier")
+                    .eq(lit("gold"))
+                    .and(attr("resource_attribute_types", "tier").is_null())),
+            coalesce(vec![attr("attributes", "order").eq(lit("o-9")), lit(false)]),
         ];
         assert_eq!(
             Pruning::from_filters(&filters).values,
@@ -580,6 +603,11 @@ mod tests {
                     ("attributes", "eu".to_string()),
                     ("resource_attributes", "eu".to_string())
                 ],
+                vec![
+                    ("attributes", "gold".to_string()),
+                    ("resource_attributes", "gold".to_string())
+                ],
+                vec![("attributes", "o-9".to_string())],
             ]
         );
     }
@@ -651,6 +679,11 @@ mod tests {
         let either =
             "(attributes['deployment'] = 'd1' OR resource_attributes['deployment'] = 'd1')";
         assert_eq!(count(either).await, (50, 1));
+        // As TraceQL writes an unscoped `.deployment = "d1"`.
+        let unscoped = "((attributes['deployment'] = 'd1' AND attribute_types['deployment'] IS NULL) \
+             OR (resource_attributes['deployment'] = 'd1' \
+             AND resource_attribute_types['deployment'] IS NULL))";
+        assert_eq!(count(unscoped).await, (50, 1));
         let both =
             "attributes['enduser.id'] = 'user-1-3' AND resource_attributes['deployment'] = 'd1'";
         assert_eq!(count(both).await, (1, 1));
