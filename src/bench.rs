@@ -482,9 +482,16 @@ pub async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
     by_service.min_duration_ns = Some(500_000_000);
     let mut by_attribute = SearchQuery::new(window);
     by_attribute.attributes = vec![("http.route".into(), "/api/checkout".into())];
+    // Reads the whole window: only the row groups' attribute value filters spare it.
+    let mut by_absent_value = SearchQuery::new(window);
+    by_absent_value.attributes = vec![("enduser.id".into(), "nobody".into())];
     for (name, query) in [
         ("service + min duration 500ms", by_service),
         ("attribute http.route=/api/checkout", by_attribute),
+        (
+            "attribute enduser.id=nobody (no span has it)",
+            by_absent_value,
+        ),
     ] {
         let mut times = Vec::new();
         let mut hits = 0;

@@ -1,6 +1,7 @@
 //! Encoding span batches as one Parquet file: row groups of whole traces in time order, each
 //! sorted by trace id then start time, zstd, with a bloom filter and page index on `trace_id`
-//! so one trace is found without reading the rest, and narrow `start_time` ranges per row group
+//! so one trace is found without reading the rest, bloom filters on attribute values so a rare
+//! value skips the row groups without it, and narrow `start_time` ranges per row group
 //! so a newest-first search reads only the newest row groups.
 
 use std::sync::Arc;
