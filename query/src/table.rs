@@ -612,6 +612,57 @@ mod tests {
         );
     }
 
+    /// One file of 200 000 one-span traces in time order, so four row groups; one span holds
+    /// `needle`. Its search reads one row group's bytes, the same search that the value
+    /// filters cannot serve (`LIKE`) reads them all.
+    #[tokio::test]
+    async fn value_filters_skip_row_groups_within_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.flush_interval = std::time::Duration::from_secs(3600);
+        let store = Arc::new(Store::open(config).await.unwrap());
+        let tenant = TenantId::default_tenant();
+        let mut b = SpanBatchBuilder::new();
+        for n in 0..200_000u64 {
+            b.begin_span(&SpanFields {
+                trace_id: &[[0; 8], n.to_be_bytes()].concat(),
+                span_id: &(n + 1).to_be_bytes(),
+                service_name: "shop",
+                name: "checkout",
+                start_unix_nano: 1_700_000_000_000_000_000 + n as i64 * 1_000,
+                end_unix_nano: 1_700_000_000_000_000_000 + n as i64 * 1_000 + 500,
+                ..SpanFields::default()
+            });
+            let order = if n == 100_000 {
+                "needle".to_string()
+            } else {
+                format!("o-{n}")
+            };
+            b.attributes().push("order.id", &AttrValue::Str(&order));
+            b.end_span();
+        }
+        store.append(&tenant, b.finish().unwrap()).await.unwrap();
+        store.flush().await.unwrap();
+        let engine = QueryEngine::new(store, QueryLimits::default()).unwrap();
+        let mut read = Vec::new();
+        for filter in ["= 'needle'", "LIKE 'needl%'"] {
+            let sql = format!("SELECT count(*) FROM spans WHERE attributes['order.id'] {filter}");
+            let out = engine.query_measured(&tenant, &sql, vec![]).await.unwrap();
+            let n = out.batches[0]
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .value(0);
+            assert_eq!((n, out.files_read), (1, 1), "{filter}");
+            read.push(out.bytes_read);
+        }
+        assert!(
+            read[0] * 3 < read[1],
+            "one row group's bytes expected: {} of {}",
+            read[0],
+            read[1]
+        );
+    }
+
     /// Four files of 50 spans, each with its own users and deployment: a search for one value
     /// opens only the file that holds it, by the row groups' value filters, and finds the same
     /// rows as without them (spans still in memory included).

@@ -99,15 +99,16 @@ struct Layout {
     max_trace_id: String,
 }
 
-/// Most entries of the map column `idx` in one row group of `groups`: a bound on the distinct
-/// values its bloom filter is sized for before the writer folds it to its contents.
+/// Most entries of the map column `idx` in one row group: a bound on the distinct values its
+/// bloom filter is sized for before the writer folds it to its contents. A group of one trace
+/// larger than a row group is split by the writer, so count in row-group-sized chunks.
 fn max_group_entries(batches: &[RecordBatch], groups: &[Vec<(usize, usize)>], idx: usize) -> u64 {
     let maps: Vec<_> = batches.iter().map(|b| b.column(idx).as_map()).collect();
     groups
         .iter()
-        .map(|group| {
-            group
-                .iter()
+        .flat_map(|group| group.chunks(ROW_GROUP_ROWS))
+        .map(|rows| {
+            rows.iter()
                 .map(|&(batch, row)| maps[batch].value_length(row) as u64)
                 .sum::<u64>()
         })
