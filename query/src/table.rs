@@ -41,7 +41,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::union::UnionExec;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::ObjectStore;
 use spanlake_storage::parquet_file::VALUE_FILTER_COLUMNS;
 use spanlake_storage::schema::{col, span_schema};
@@ -433,14 +433,25 @@ impl TableProvider for SpansTable {
         if !pruning.values.is_empty() {
             let store = self.source.object_store();
             let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-            // Files whose row groups all rule the values out are not scanned at all.
+            // Files whose row groups all rule the values out are not scanned at all. A filter
+            // that cannot be read only costs the skipping: the file is scanned whole.
             let planned: Vec<Option<PartitionedFile>> = futures::stream::iter(files)
                 .map(|file| {
-                    value_access_plan(Arc::clone(&store), Arc::clone(&cache), file, &pruning)
+                    let (store, cache) = (Arc::clone(&store), Arc::clone(&cache));
+                    let pruning = &pruning;
+                    async move {
+                        let path = file.object_meta.location.clone();
+                        value_access_plan(store, cache, file.clone(), pruning)
+                            .await
+                            .unwrap_or_else(|e| {
+                                tracing::warn!(%path, error = %e, "attribute value filters unread");
+                                Some(file)
+                            })
+                    }
                 })
                 .buffered(8)
-                .try_collect()
-                .await?;
+                .collect()
+                .await;
             files = planned.into_iter().flatten().collect();
         }
         self.stats.files.fetch_add(files.len() as u64, relaxed);
