@@ -623,27 +623,49 @@ mod tests {
         );
     }
 
+    /// A store that flushes only when told.
+    async fn store_flushed_by_hand(dir: &std::path::Path) -> Arc<Store> {
+        let mut config = StoreConfig::new(dir);
+        config.flush_interval = std::time::Duration::from_secs(3600);
+        Arc::new(Store::open(config).await.unwrap())
+    }
+
+    /// Begins span `n`, alone in its trace, of service `shop`, starting `offset_ns` after T0.
+    fn begin_shop_span(b: &mut SpanBatchBuilder, n: u64, offset_ns: i64, duration_ns: i64) {
+        let start = 1_700_000_000_000_000_000 + offset_ns;
+        b.begin_span(&SpanFields {
+            trace_id: &[[0; 8], n.to_be_bytes()].concat(),
+            span_id: &(n + 1).to_be_bytes(),
+            service_name: "shop",
+            name: "checkout",
+            start_unix_nano: start,
+            end_unix_nano: start + duration_ns,
+            ..SpanFields::default()
+        });
+    }
+
+    /// `count(*)` of the spans passing `filter`, and the files and bytes the query read.
+    async fn count_where(engine: &QueryEngine, tenant: &TenantId, filter: &str) -> (i64, u64, u64) {
+        let sql = format!("SELECT count(*) FROM spans WHERE {filter}");
+        let out = engine.query_measured(tenant, &sql, vec![]).await.unwrap();
+        let n = out.batches[0]
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .value(0);
+        (n, out.files_read, out.bytes_read)
+    }
+
     /// One file of 200 000 one-span traces in time order, so four row groups; one span holds
     /// `needle`. Its search reads one row group's bytes, the same search that the value
     /// filters cannot serve (`LIKE`) reads them all.
     #[tokio::test]
     async fn value_filters_skip_row_groups_within_a_file() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = StoreConfig::new(dir.path());
-        config.flush_interval = std::time::Duration::from_secs(3600);
-        let store = Arc::new(Store::open(config).await.unwrap());
+        let store = store_flushed_by_hand(dir.path()).await;
         let tenant = TenantId::default_tenant();
         let mut b = SpanBatchBuilder::new();
         for n in 0..200_000u64 {
-            b.begin_span(&SpanFields {
-                trace_id: &[[0; 8], n.to_be_bytes()].concat(),
-                span_id: &(n + 1).to_be_bytes(),
-                service_name: "shop",
-                name: "checkout",
-                start_unix_nano: 1_700_000_000_000_000_000 + n as i64 * 1_000,
-                end_unix_nano: 1_700_000_000_000_000_000 + n as i64 * 1_000 + 500,
-                ..SpanFields::default()
-            });
+            begin_shop_span(&mut b, n, n as i64 * 1_000, 500);
             let order = if n == 100_000 {
                 "needle".to_string()
             } else {
@@ -657,14 +679,10 @@ mod tests {
         let engine = QueryEngine::new(store, QueryLimits::default()).unwrap();
         let mut read = Vec::new();
         for filter in ["= 'needle'", "LIKE 'needl%'"] {
-            let sql = format!("SELECT count(*) FROM spans WHERE attributes['order.id'] {filter}");
-            let out = engine.query_measured(&tenant, &sql, vec![]).await.unwrap();
-            let n = out.batches[0]
-                .column(0)
-                .as_primitive::<Int64Type>()
-                .value(0);
-            assert_eq!((n, out.files_read), (1, 1), "{filter}");
-            read.push(out.bytes_read);
+            let sql = format!("attributes['order.id'] {filter}");
+            let (n, files, bytes) = count_where(&engine, &tenant, &sql).await;
+            assert_eq!((n, files), (1, 1), "{filter}");
+            read.push(bytes);
         }
         assert!(
             read[0] * 3 < read[1],
@@ -680,23 +698,13 @@ mod tests {
     #[tokio::test]
     async fn value_filters_skip_row_groups_without_the_value() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = StoreConfig::new(dir.path());
-        config.flush_interval = std::time::Duration::from_secs(3600);
-        let store = Arc::new(Store::open(config).await.unwrap());
+        let store = store_flushed_by_hand(dir.path()).await;
         let tenant = TenantId::default_tenant();
         for file in 0..5u64 {
             let mut b = SpanBatchBuilder::new();
             for i in 0..50u64 {
                 let n = file * 100 + i;
-                b.begin_span(&SpanFields {
-                    trace_id: &[[0; 8], n.to_be_bytes()].concat(),
-                    span_id: &(n + 1).to_be_bytes(),
-                    service_name: "shop",
-                    name: "checkout",
-                    start_unix_nano: 1_700_000_000_000_000_000 + n as i64,
-                    end_unix_nano: 1_700_000_000_000_000_000 + n as i64 + 1_000,
-                    ..SpanFields::default()
-                });
+                begin_shop_span(&mut b, n, n as i64, 1_000);
                 let user = format!("user-{file}-{i}");
                 b.attributes().push("enduser.id", &AttrValue::Str(&user));
                 b.attributes()
@@ -712,23 +720,11 @@ mod tests {
             }
         }
         let engine = QueryEngine::new(store, QueryLimits::default()).unwrap();
-        let count = |sql: &'static str| {
-            let engine = engine.clone();
-            let tenant = tenant.clone();
+        let count = |filter: &'static str| {
+            let (engine, tenant) = (engine.clone(), tenant.clone());
             async move {
-                let out = engine
-                    .query_measured(
-                        &tenant,
-                        &format!("SELECT count(*) FROM spans WHERE {sql}"),
-                        vec![],
-                    )
-                    .await
-                    .unwrap();
-                let n = out.batches[0]
-                    .column(0)
-                    .as_primitive::<Int64Type>()
-                    .value(0);
-                (n, out.files_read)
+                let (n, files, _) = count_where(&engine, &tenant, filter).await;
+                (n, files)
             }
         };
         assert_eq!(count("attributes['enduser.id'] = 'user-2-7'").await, (1, 1));
