@@ -7,6 +7,9 @@
 //! Filters on attribute values (`attributes['k'] = 'v'`, alone or ORed with the same on
 //! `resource_attributes`) skip the row groups whose value bloom filters rule the value out,
 //! which DataFusion cannot do by itself for a map lookup.
+//!
+//! Files do not store `end_time` (it is `start_time + duration_ns`): the scan of files reads
+//! the stored columns and computes it on top, so files and memory answer with one schema.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +18,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampNanosecondType};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::TableType;
@@ -31,20 +35,24 @@ use datafusion::error::Result;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, cast,
+};
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::bloom_filter::Sbbf;
 use datafusion::parquet::file::statistics::Statistics;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::StreamExt;
 use object_store::ObjectStore;
 use spanlake_storage::parquet_file::VALUE_FILTER_COLUMNS;
-use spanlake_storage::schema::{col, span_schema};
+use spanlake_storage::schema::{col, file_schema, span_schema, timestamp_type};
 use spanlake_storage::{SegmentSource, TenantId, TimeRange};
 
 /// The URL under which the store's object store is registered with DataFusion.
@@ -379,6 +387,107 @@ async fn value_access_plan(
     Ok(Some(file.with_extension(plan)))
 }
 
+/// `end_time` as files give it: `start_time + duration_ns` (wrapping, as compaction computes
+/// it in `parquet_file::with_end_time`).
+fn computed_end_time() -> Expr {
+    use datafusion::logical_expr::col as column;
+    cast(
+        cast(column(col::START_TIME), arrow::datatypes::DataType::Int64) + column(col::DURATION_NS),
+        timestamp_type(),
+    )
+}
+
+/// `filter` over the stored columns of files: `end_time` replaced by its computation.
+fn over_stored_columns(filter: &Expr) -> Result<Expr> {
+    filter
+        .clone()
+        .transform(|e| match e {
+            Expr::Column(c) if c.name == col::END_TIME => Ok(Transformed::yes(computed_end_time())),
+            e => Ok(Transformed::no(e)),
+        })
+        .data()
+}
+
+impl SpansTable {
+    /// The Parquet scan of `groups`, answering with the table's (projected) schema: DataFusion
+    /// reads the stored columns ([`file_schema`]), filters included, and a projection on top
+    /// computes `end_time` where it is asked for.
+    async fn file_scan(
+        &self,
+        state: &dyn Session,
+        groups: Vec<FileGroup>,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let stored = file_schema();
+        let wanted: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        // The stored columns the wanted ones come from, in file order.
+        let mut read = Vec::new();
+        for &i in &wanted {
+            let name = self.schema.field(i).name().as_str();
+            let sources = match name {
+                col::END_TIME => vec![col::START_TIME, col::DURATION_NS],
+                name => vec![name],
+            };
+            for source in sources {
+                let j = stored.index_of(source)?;
+                if !read.contains(&j) {
+                    read.push(j);
+                }
+            }
+        }
+        read.sort_unstable();
+
+        let mut source = ParquetSource::new(Arc::clone(&stored));
+        let filters = filters
+            .iter()
+            .map(over_stored_columns)
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(predicate) = conjunction(filters) {
+            let df_schema = DFSchema::try_from(Arc::clone(&stored))?;
+            source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+        }
+        let config =
+            FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                .with_file_groups(groups)
+                .with_projection_indices(Some(read.clone()))?
+                .with_limit(limit)
+                .build();
+        let format = ParquetFormat::new().with_options(state.table_options().parquet.clone());
+        let scan = format.create_physical_plan(state, config).await?;
+
+        let read_names: Vec<&str> = read
+            .iter()
+            .map(|&j| stored.field(j).name().as_str())
+            .collect();
+        let wanted_names: Vec<&str> = wanted
+            .iter()
+            .map(|&i| self.schema.field(i).name().as_str())
+            .collect();
+        if read_names == wanted_names {
+            return Ok(scan);
+        }
+        let read_schema = DFSchema::try_from(scan.schema())?;
+        let exprs = wanted_names
+            .into_iter()
+            .map(|name| {
+                let expr: Arc<dyn datafusion::physical_expr::PhysicalExpr> = match name {
+                    col::END_TIME => {
+                        state.create_physical_expr(computed_end_time(), &read_schema)?
+                    }
+                    name => Arc::new(Column::new_with_schema(name, &scan.schema())?),
+                };
+                Ok((expr, name.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(ProjectionExec::try_new(exprs, scan)?))
+    }
+}
+
 /// Whether a span of `batch` may start within `range`.
 fn starts_overlap(batch: &RecordBatch, range: &TimeRange) -> bool {
     start_bounds(batch).is_none_or(|(lo, hi)| lo < range.end_ns && hi >= range.start_ns)
@@ -470,11 +579,6 @@ impl TableProvider for SpansTable {
         }
 
         if !files.is_empty() {
-            let mut source = ParquetSource::new(Arc::clone(&self.schema));
-            if let Some(predicate) = conjunction(filters.to_vec()) {
-                let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
-                source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
-            }
             let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions];
             for (i, file) in files.into_iter().enumerate() {
                 groups[i % partitions].push(file);
@@ -484,14 +588,10 @@ impl TableProvider for SpansTable {
                 .filter(|g| !g.is_empty())
                 .map(FileGroup::new)
                 .collect();
-            let config =
-                FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
-                    .with_file_groups(groups)
-                    .with_projection_indices(projection.cloned())?
-                    .with_limit(limit)
-                    .build();
-            let format = ParquetFormat::new().with_options(state.table_options().parquet.clone());
-            inputs.push(format.create_physical_plan(state, config).await?);
+            inputs.push(
+                self.file_scan(state, groups, projection, filters, limit)
+                    .await?,
+            );
         }
 
         if !snapshot.batches.is_empty() {
@@ -653,6 +753,88 @@ mod tests {
             .as_primitive::<Int64Type>()
             .value(0);
         (n, out.files_read, out.bytes_read)
+    }
+
+    /// Files do not store `end_time`: the table computes it for their spans, in any
+    /// projection and under filters, and answers with the same schema as for spans in memory.
+    #[tokio::test]
+    async fn end_time_is_computed_for_spans_in_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_flushed_by_hand(dir.path()).await;
+        let tenant = TenantId::default_tenant();
+        // Spans 0..50 in a file, 50..100 in memory; span n ends at T0 + n * 1 010.
+        for part in [0..50u64, 50..100] {
+            let mut b = SpanBatchBuilder::new();
+            for n in part {
+                begin_shop_span(&mut b, n, n as i64 * 1_000, n as i64 * 10);
+                b.end_span();
+            }
+            store.append(&tenant, b.finish().unwrap()).await.unwrap();
+            if store
+                .snapshot(&tenant, &TimeRange::ALL, &[])
+                .files
+                .is_empty()
+            {
+                store.flush().await.unwrap();
+            }
+        }
+        let engine = QueryEngine::new(store, QueryLimits::default()).unwrap();
+        let t0 = 1_700_000_000_000_000_000i64;
+
+        let out = engine
+            .query(
+                &tenant,
+                "SELECT CAST(end_time AS BIGINT), duration_ns FROM spans ORDER BY start_time",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let ends: Vec<(i64, i64)> = out
+            .iter()
+            .flat_map(|b| {
+                let (e, d) = (b.column(0).as_primitive::<Int64Type>(), b.column(1));
+                let d = d.as_primitive::<Int64Type>();
+                (0..b.num_rows()).map(move |i| (e.value(i), d.value(i)))
+            })
+            .collect();
+        let expected: Vec<(i64, i64)> = (0..100).map(|n| (t0 + n * 1_010, n * 10)).collect();
+        assert_eq!(ends, expected);
+
+        // Filters on it reach the file scan rewritten; each side answers for its spans.
+        let bound = |n: i64| format!("to_timestamp_nanos({})", t0 + n * 1_010);
+        for (filter, want) in [
+            (format!("end_time > {}", bound(40)), 59),
+            (
+                format!("end_time BETWEEN {} AND {}", bound(10), bound(19)),
+                10,
+            ),
+            (format!("end_time < {} AND duration_ns > 0", bound(5)), 4),
+        ] {
+            let (n, files, _) = count_where(&engine, &tenant, &filter).await;
+            assert_eq!((n, files), (want, 1), "{filter}");
+        }
+
+        // Whole rows and a projection of `end_time` alone have the table's schema.
+        let all = engine
+            .query(&tenant, "SELECT * FROM spans", vec![])
+            .await
+            .unwrap();
+        assert_eq!(all.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
+        for batch in &all {
+            let fields = |s: &arrow::datatypes::Schema| {
+                s.fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), f.data_type().clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(fields(&batch.schema()), fields(&span_schema()));
+        }
+        let only = engine
+            .query(&tenant, "SELECT end_time FROM spans", vec![])
+            .await
+            .unwrap();
+        assert_eq!(only.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
+        assert_eq!(only[0].schema().field(0).data_type(), &timestamp_type());
     }
 
     /// One file of 200 000 one-span traces in time order, so four row groups; one span holds

@@ -2,13 +2,14 @@
 //! sorted by trace id then start time, zstd, with a bloom filter and page index on `trace_id`
 //! so one trace is found without reading the rest, bloom filters on attribute values so a rare
 //! value skips the row groups without it, and narrow `start_time` ranges per row group
-//! so a newest-first search reads only the newest row groups.
+//! so a newest-first search reads only the newest row groups. Files hold the columns of
+//! [`file_schema`]: `end_time` is not stored, [`read`] computes it back.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
-use arrow::datatypes::TimestampNanosecondType;
+use arrow::datatypes::{Int64Type, TimestampNanosecondType};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
@@ -16,7 +17,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, col, span_schema};
+use crate::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, col, file_schema, span_schema};
 use crate::{Error, Result};
 
 /// Rows per row group: small enough that a row group covers a narrow slice of time (and its
@@ -82,7 +83,6 @@ const NO_DICTIONARY: &[(&[&str], Encoding)] = &[
     (&[col::SPAN_ID], Encoding::DELTA_LENGTH_BYTE_ARRAY),
     (&[col::PARENT_SPAN_ID], Encoding::DELTA_LENGTH_BYTE_ARRAY),
     (&[col::START_TIME], Encoding::BYTE_STREAM_SPLIT),
-    (&[col::END_TIME], Encoding::BYTE_STREAM_SPLIT),
     (&[col::DURATION_NS], Encoding::BYTE_STREAM_SPLIT),
     (&[col::ATTRIBUTES, "key_value", "value"], Encoding::PLAIN),
 ];
@@ -200,9 +200,11 @@ fn layout(batches: &[RecordBatch], trace_idx: usize, start_idx: usize) -> Result
     })
 }
 
-/// Encodes `batches` as one Parquet file, laid out as [`layout`] says.
+/// Encodes `batches` (of [`span_schema`]) as one Parquet file of [`file_schema`], laid out as
+/// [`layout`] says.
 pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     let schema = span_schema();
+    let stored = file_schema();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     if rows == 0 {
         return Err(Error::Internal(
@@ -239,7 +241,7 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     // Map and list leaves (DataFusion cannot prune `attributes['k'] = 'v'` by them) and random
     // ids cost a comparison per value for nothing.
     props = props.set_statistics_enabled(EnabledStatistics::None);
-    for field in schema.fields() {
+    for field in stored.fields() {
         let random = [col::SPAN_ID, col::PARENT_SPAN_ID].contains(&field.name().as_str());
         if !field.data_type().is_nested() && !random {
             props = props.set_column_statistics_enabled(
@@ -269,24 +271,21 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
         .set_created_by(format!("spanlake {}", env!("CARGO_PKG_VERSION")))
         .build();
     let mut bytes = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut bytes, Arc::clone(&schema), Some(props))?;
+    let mut writer = ArrowWriter::try_new(&mut bytes, Arc::clone(&stored), Some(props))?;
     let inputs: Vec<&RecordBatch> = batches.iter().collect();
     for group in &layout.groups {
         // Every column gathered once, one row group at a time: one extra copy of a row
         // group, not of the file.
         let sorted = interleave_record_batch(&inputs, group)?;
-        let sorted = if sorted.schema() == schema {
-            sorted
-        } else {
-            RecordBatch::try_new(Arc::clone(&schema), sorted.columns().to_vec())?
-        };
         let ids = sorted.column(trace_idx).as_string::<i32>();
         for i in 0..ids.len() {
             if i == 0 || ids.value(i) != ids.value(i - 1) {
                 trace_filter.insert(ids.value(i));
             }
         }
-        writer.write(&sorted)?;
+        let mut columns = sorted.columns().to_vec();
+        columns.remove(end_idx);
+        writer.write(&RecordBatch::try_new(Arc::clone(&stored), columns)?)?;
         writer.flush()?;
     }
     writer.close()?;
@@ -303,7 +302,39 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     })
 }
 
-/// Reads a whole span file back as batches (for compaction, whose inputs are small files).
+/// A batch read from a span file, in [`span_schema`]: `end_time` is `start_time + duration_ns`
+/// (wrapping, as the SQL `+` the spans table computes it with), or as stored in a version 1
+/// file. `duration_ns` is `end - start`, saturated, so the two differ only for spans whose
+/// end lies more than 292 years after their start.
+pub fn with_end_time(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = span_schema();
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::Internal(format!("span file without the column {name}")))
+    };
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match field.name().as_str() {
+            col::END_TIME if batch.column_by_name(col::END_TIME).is_none() => {
+                let starts = column(col::START_TIME)?.as_primitive::<TimestampNanosecondType>();
+                let durations = column(col::DURATION_NS)?.as_primitive::<Int64Type>();
+                let ends = arrow::compute::binary::<_, _, _, TimestampNanosecondType>(
+                    starts,
+                    durations,
+                    |start, duration| start.wrapping_add(duration),
+                )?;
+                Ok(Arc::new(ends.with_data_type(field.data_type().clone())) as ArrayRef)
+            }
+            name => column(name).cloned(),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// Reads a whole span file back as batches of [`span_schema`] (for compaction, whose inputs
+/// are small files).
 pub async fn read(
     objects: Arc<dyn object_store::ObjectStore>,
     path: &str,
@@ -317,8 +348,8 @@ pub async fn read(
     tokio::task::spawn_blocking(move || {
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?
             .build()?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(Error::from)
+            .map(|batch| with_end_time(&batch?))
+            .collect::<Result<Vec<_>>>()
     })
     .await
     .map_err(|e| Error::Internal(format!("parquet read task: {e}")))?
@@ -592,6 +623,48 @@ mod tests {
         assert!(dictionary("attributes.key_value.key"));
         assert!(dictionary("resource_attributes.key_value.value"));
         assert!(dictionary(col::SERVICE_NAME));
+    }
+
+    #[tokio::test]
+    async fn end_time_is_not_stored_and_reads_back() {
+        let batches = scattered_traces(20_000);
+        let file = encode(&batches, Effort::Flush).unwrap();
+        let bytes = bytes::Bytes::from(file.bytes);
+        let reader = SerializedFileReader::new(bytes.clone()).unwrap();
+        let leaves = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .to_vec();
+        assert!(leaves.iter().all(|c| c.name() != col::END_TIME));
+        assert!(leaves.iter().any(|c| c.name() == col::DURATION_NS));
+
+        let objects = Arc::new(object_store::memory::InMemory::new());
+        use object_store::ObjectStoreExt;
+        objects
+            .put(&"f.parquet".into(), bytes.into())
+            .await
+            .unwrap();
+        let back = read(objects, "f.parquet").await.unwrap();
+        // (span id, end) of every span, before and after.
+        let ends = |batches: &[RecordBatch]| {
+            let mut all: Vec<(String, i64)> = Vec::new();
+            for b in batches {
+                assert_eq!(b.schema(), span_schema());
+                let ids = b.column_by_name(col::SPAN_ID).unwrap().as_string::<i32>();
+                let ends = b.column_by_name(col::END_TIME).unwrap();
+                let ends = ends.as_primitive::<TimestampNanosecondType>();
+                all.extend((0..b.num_rows()).map(|i| (ids.value(i).to_string(), ends.value(i))));
+            }
+            all.sort();
+            all
+        };
+        assert_eq!(ends(&back), ends(&batches));
+
+        // A version 1 batch, which stored it, keeps its own.
+        let v1 = &batches[0];
+        assert_eq!(&with_end_time(v1).unwrap(), v1);
     }
 
     fn file_traces(batches: &[RecordBatch]) -> usize {

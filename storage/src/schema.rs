@@ -7,8 +7,9 @@ use std::sync::{Arc, LazyLock};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 /// Version of the span schema, written into every Parquet file's key-value metadata and every
-/// catalog entry. Readers refuse files of a version they do not know.
-pub const SCHEMA_VERSION: u32 = 1;
+/// catalog entry. Version 2 files do not store `end_time` (see [`file_schema`]); version 1
+/// files do, and read the same.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Key of the schema version in Parquet key-value metadata.
 pub const SCHEMA_VERSION_KEY: &str = "spanlake.schema_version";
@@ -124,7 +125,24 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// The schema of every span batch and file.
+/// The schema of every span batch, in the WAL and in memory, and of the `spans` table.
 pub fn span_schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
+}
+
+static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let fields = SCHEMA
+        .fields()
+        .iter()
+        .filter(|f| f.name() != col::END_TIME)
+        .cloned()
+        .collect::<Vec<_>>();
+    Arc::new(Schema::new(fields))
+});
+
+/// The schema of Parquet span files: [`span_schema`] without `end_time`, which is always
+/// `start_time + duration_ns` and would cost ~4 bytes per span on disk. Readers compute it
+/// (the `spans` table in its scan, compaction in `parquet_file::read`).
+pub fn file_schema() -> SchemaRef {
+    Arc::clone(&FILE_SCHEMA)
 }
