@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use spanlake_storage::batch::{
     AttrMapBuilder, AttrValue, EventFields, LinkFields, SpanBatchBuilder, SpanFields, SpanKind,
-    StatusCode,
+    StatusCode, StoredAttr,
 };
 
 /// The service name OTel SDKs report when none is configured.
@@ -148,6 +148,15 @@ pub fn decode_with(
             .resource
             .as_ref()
             .map_or(&[], |r| r.attributes.as_slice());
+        // Rendered once, pushed on each of the resource's spans.
+        let resource_stored: Vec<StoredAttr<'_>> = resource_attrs
+            .iter()
+            .take(limits.max_attributes)
+            .filter_map(|kv| {
+                let value = kept_value(kv, limits)?;
+                Some(StoredAttr::new(cut(&kv.key, limits.max_value_bytes), value))
+            })
+            .collect();
         let service_name = resource_attrs
             .iter()
             .find(|kv| kv.key == "service.name")
@@ -208,7 +217,10 @@ pub fn decode_with(
                     dropped_links_count: span.dropped_links_count,
                 });
                 push_attributes(builder.attributes(), &span.attributes, limits);
-                push_attributes(builder.resource_attributes(), resource_attrs, limits);
+                let resource = builder.resource_attributes();
+                for attr in &resource_stored {
+                    resource.push_stored(attr);
+                }
                 for event in &span.events {
                     let events = builder.events();
                     events.begin_event(&EventFields {
@@ -293,12 +305,23 @@ fn kept_value<'a>(kv: &'a KeyValue, limits: &Limits) -> Option<AttrValue<'a>> {
 /// How many of `attributes` the limits drop.
 fn dropped(attributes: &[KeyValue], limits: &Limits) -> u32 {
     let over = attributes.len().saturating_sub(limits.max_attributes);
+    // Only arrays and key-value lists can be unfit (too deep or too long); scalars are kept,
+    // strings and bytes cut, so their values need not be looked at twice.
     let unfit = attributes
         .iter()
         .take(limits.max_attributes)
-        .filter(|kv| kept_value(kv, limits).is_none())
+        .filter(|kv| is_nested(kv) && kept_value(kv, limits).is_none())
         .count();
     u32::try_from(over + unfit).unwrap_or(u32::MAX)
+}
+
+/// Whether `kv`'s value is an array or a key-value list.
+fn is_nested(kv: &KeyValue) -> bool {
+    use any_value::Value;
+    matches!(
+        kv.value.as_ref().and_then(|v| v.value.as_ref()),
+        Some(Value::ArrayValue(_) | Value::KvlistValue(_))
+    )
 }
 
 /// The first `max` bytes of `s`, cut back to a character boundary.

@@ -138,6 +138,35 @@ impl AttrValue<'_> {
     }
 }
 
+/// An attribute in the form the maps store it: its text (`None` for an empty value, stored as
+/// NULL) and, unless it is a string, its OTLP type name. Made once, it can be pushed into many
+/// rows without rendering the value again (a resource's attributes go on each of its spans).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAttr<'a> {
+    key: &'a str,
+    text: Option<std::borrow::Cow<'a, str>>,
+    type_name: Option<&'static str>,
+}
+
+impl<'a> StoredAttr<'a> {
+    pub fn new(key: &'a str, value: AttrValue<'a>) -> Self {
+        let type_name = value.type_name();
+        let text = match value {
+            AttrValue::Str(s) => Some(std::borrow::Cow::Borrowed(s)),
+            AttrValue::Array(json) | AttrValue::KvList(json) => Some(json.into()),
+            other => {
+                let mut out = String::new();
+                other.write_text(&mut out).then_some(out.into())
+            }
+        };
+        Self {
+            key,
+            text,
+            type_name,
+        }
+    }
+}
+
 fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
     let names = MapFieldNames {
         entry: "key_value".into(),
@@ -169,17 +198,37 @@ impl Default for AttrMapBuilder {
 impl AttrMapBuilder {
     /// Adds one attribute to the current row.
     pub fn push(&mut self, key: &str, value: &AttrValue<'_>) {
-        self.scratch.clear();
         let (keys, values) = self.values.entries();
         keys.append_value(key);
-        if value.write_text(&mut self.scratch) {
-            values.append_value(&self.scratch);
+        if let AttrValue::Str(s) = value {
+            // The common case, copied once.
+            values.append_value(s);
         } else {
-            values.append_null();
+            self.scratch.clear();
+            if value.write_text(&mut self.scratch) {
+                values.append_value(&self.scratch);
+            } else {
+                values.append_null();
+            }
         }
         if let Some(type_name) = value.type_name() {
             let (keys, types) = self.types.entries();
             keys.append_value(key);
+            types.append_value(type_name);
+        }
+    }
+
+    /// Adds one attribute, already rendered, to the current row.
+    pub fn push_stored(&mut self, attr: &StoredAttr<'_>) {
+        let (keys, values) = self.values.entries();
+        keys.append_value(attr.key);
+        match &attr.text {
+            Some(text) => values.append_value(text),
+            None => values.append_null(),
+        }
+        if let Some(type_name) = attr.type_name {
+            let (keys, types) = self.types.entries();
+            keys.append_value(attr.key);
             types.append_value(type_name);
         }
     }

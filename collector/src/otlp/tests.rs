@@ -161,3 +161,84 @@ fn otlp_json_decodes_like_protobuf() {
         .value(0);
     assert_eq!(duration, 1_000_000_000);
 }
+
+/// A resource's attributes are rendered once and repeated on each of its spans: every row gets
+/// the maps the same attributes get on a span, limits included (a string cut to the length
+/// limit, a list nested too deeply dropped, an empty value NULL with its type).
+#[test]
+fn resource_attributes_are_stored_like_span_attributes_on_every_span() {
+    use any_value::Value;
+    let mut nested = AnyValue {
+        value: Some(Value::StringValue("leaf".into())),
+    };
+    for _ in 0..3 {
+        nested = AnyValue {
+            value: Some(Value::ArrayValue(ArrayValue {
+                values: vec![nested],
+            })),
+        };
+    }
+    let attributes = vec![
+        kv("service.name", Value::StringValue("users".into())),
+        kv("host.cores", Value::IntValue(8)),
+        kv("host.load", Value::DoubleValue(0.25)),
+        kv("host.up", Value::BoolValue(true)),
+        kv("host.key", Value::BytesValue(vec![0, 255, 7])),
+        kv("host.long", Value::StringValue("é".repeat(40))),
+        kv("host.deep", nested.value.clone().unwrap()),
+        KeyValue {
+            key: "host.empty".into(),
+            value: Some(AnyValue { value: None }),
+            ..Default::default()
+        },
+    ];
+    let mut spans = vec![span(vec![1; 16], vec![2; 8]), span(vec![1; 16], vec![3; 8])];
+    for s in &mut spans {
+        s.attributes = attributes.clone();
+    }
+    let mut req = request(spans);
+    req.resource_spans[0].resource.as_mut().unwrap().attributes = attributes;
+    let limits = Limits {
+        max_value_bytes: 21,
+        max_value_depth: 2,
+        ..Limits::default()
+    };
+    let decoded = decode_with(&req, &limits).unwrap();
+    let b = &decoded.batch;
+    assert_eq!(b.num_rows(), 2);
+    for (span_map, resource_map) in [
+        ("attributes", "resource_attributes"),
+        ("attribute_types", "resource_attribute_types"),
+    ] {
+        let spans = b.column_by_name(span_map).unwrap().as_map();
+        let resources = b.column_by_name(resource_map).unwrap().as_map();
+        for row in 0..2 {
+            assert_eq!(
+                spans.value(row),
+                resources.value(row),
+                "{resource_map}[{row}]"
+            );
+        }
+    }
+    let resources = b.column_by_name("resource_attributes").unwrap().as_map();
+    let row = resources.value(1);
+    let (keys, values) = (
+        row.column(0).as_string::<i32>(),
+        row.column(1).as_string::<i32>(),
+    );
+    let entries: Vec<(&str, Option<&str>)> = (0..row.len())
+        .map(|i| (keys.value(i), values.is_valid(i).then(|| values.value(i))))
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            ("service.name", Some("users")),
+            ("host.cores", Some("8")),
+            ("host.load", Some("0.25")),
+            ("host.up", Some("true")),
+            ("host.key", Some("AP8H")),
+            ("host.long", Some("éééééééééé")),
+            ("host.empty", None),
+        ]
+    );
+}
