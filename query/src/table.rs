@@ -814,6 +814,22 @@ mod tests {
             assert_eq!((n, files), (want, 1), "{filter}");
         }
 
+        // The newest ends first, from files (TopK's dynamic filter meets the computation).
+        let out = engine
+            .query(
+                &tenant,
+                "SELECT duration_ns FROM spans WHERE duration_ns < 500 \
+                 ORDER BY end_time DESC LIMIT 3",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let top: Vec<i64> = out
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(top, vec![490, 480, 470]);
+
         // Whole rows and a projection of `end_time` alone have the table's schema.
         let all = engine
             .query(&tenant, "SELECT * FROM spans", vec![])
