@@ -45,6 +45,8 @@ pub enum Error {
     FlushFailed,
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    #[error("data of a newer format: {0}")]
+    NewerFormat(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

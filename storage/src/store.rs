@@ -192,6 +192,20 @@ impl Store {
         };
 
         let loaded = catalog::load(Arc::clone(&objects)).await?;
+        // Files of a newer schema would fail queries and compaction: refuse to start instead
+        // (after a downgrade, say), naming one.
+        if let Some(newer) = loaded
+            .files
+            .iter()
+            .find(|f| f.meta.schema_version > crate::schema::SCHEMA_VERSION)
+        {
+            return Err(Error::NewerFormat(format!(
+                "{} has span schema version {}, this build reads up to {}: run a newer spanlake",
+                newer.meta.path,
+                newer.meta.schema_version,
+                crate::schema::SCHEMA_VERSION
+            )));
+        }
         remove_unlisted_files(objects.as_ref(), &node_id, &loaded.known_paths).await?;
         let mut state = State::default();
         for file in loaded.files {

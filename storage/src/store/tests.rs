@@ -356,3 +356,34 @@ async fn a_damaged_file_is_quarantined_and_the_rest_served() {
         1
     );
 }
+
+#[tokio::test]
+async fn files_of_a_newer_schema_refuse_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    store.append(&tenant(), batch(1, 0, 10)).await.unwrap();
+    store.flush().await.unwrap();
+    drop(store);
+    // As a later version would have written it (a downgrade).
+    let catalog = dir.path().join("catalog/tenant=single-tenant");
+    let entry = std::fs::read_dir(&catalog)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    json["schema_version"] = (crate::schema::SCHEMA_VERSION + 1).into();
+    std::fs::write(&entry, serde_json::to_vec(&json).unwrap()).unwrap();
+    match Store::open(config(dir.path())).await {
+        Err(Error::NewerFormat(why)) => assert!(
+            why.contains(&format!(
+                "schema version {}",
+                crate::schema::SCHEMA_VERSION + 1
+            )),
+            "{why}"
+        ),
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+}
