@@ -837,13 +837,7 @@ mod tests {
             .unwrap();
         assert_eq!(all.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
         for batch in &all {
-            let fields = |s: &arrow::datatypes::Schema| {
-                s.fields()
-                    .iter()
-                    .map(|f| (f.name().clone(), f.data_type().clone()))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(fields(&batch.schema()), fields(&span_schema()));
+            assert_eq!(batch.schema(), span_schema());
         }
         let only = engine
             .query(&tenant, "SELECT end_time FROM spans", vec![])
@@ -851,6 +845,151 @@ mod tests {
             .unwrap();
         assert_eq!(only.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
         assert_eq!(only[0].schema().field(0).data_type(), &timestamp_type());
+    }
+
+    /// Rewrites the tenant's only file as schema version 1 wrote it (`end_time` stored) and
+    /// its catalog entry to match, with `end_time` of span `n` at `T0 + n * 1_010 + skew`:
+    /// what the file stores is what a version 1 file answers with.
+    fn rewrite_as_version_1(dir: &std::path::Path, path: &str, skew: i64) {
+        use datafusion::parquet::arrow::ArrowWriter;
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        use datafusion::parquet::file::metadata::KeyValue;
+        use datafusion::parquet::file::properties::WriterProperties;
+        let file = dir.join(path);
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
+        let mut batches = Vec::new();
+        for batch in reader.build().unwrap() {
+            let batch = batch.unwrap();
+            let (start, duration) = (
+                batch.column_by_name(col::START_TIME).unwrap(),
+                batch.column_by_name(col::DURATION_NS).unwrap(),
+            );
+            let end: arrow::array::TimestampNanosecondArray = arrow::compute::binary(
+                start.as_primitive::<TimestampNanosecondType>(),
+                duration.as_primitive::<Int64Type>(),
+                |s, d| s + d + skew,
+            )
+            .unwrap();
+            let columns = span_schema()
+                .fields()
+                .iter()
+                .map(|f| match batch.column_by_name(f.name()) {
+                    Some(c) => Arc::clone(c),
+                    None => Arc::new(end.clone().with_timezone("UTC")) as arrow::array::ArrayRef,
+                })
+                .collect();
+            batches.push(RecordBatch::try_new(span_schema(), columns).unwrap());
+        }
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                "spanlake.schema_version".to_string(),
+                "1".to_string(),
+            )]))
+            .build();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, span_schema(), Some(props)).unwrap();
+        for batch in &batches {
+            writer.write(batch).unwrap();
+        }
+        writer.close().unwrap();
+        std::fs::write(&file, &bytes).unwrap();
+        let written = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+            .unwrap()
+            .schema()
+            .clone();
+        assert!(written.field_with_name(col::END_TIME).is_ok());
+        let catalog = dir.join("catalog/tenant=single-tenant");
+        let entry = std::fs::read_dir(&catalog)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+        json["size"] = bytes.len().into();
+        json["schema_version"] = 1.into();
+        std::fs::write(&entry, serde_json::to_vec(&json).unwrap()).unwrap();
+    }
+
+    /// A data directory written before schema version 2: its files store `end_time` (here 7 ns
+    /// off, to tell it apart; Spanlake always wrote start + duration), one column before the
+    /// rest. The table reads their columns by name and computes `end_time` as for version 2
+    /// files, under filters and ordering too, and compaction agrees: it merges them with
+    /// version 2 files into one that does not store it.
+    #[tokio::test]
+    async fn version_1_files_read_and_compact_with_version_2_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::default_tenant();
+        let t0 = 1_700_000_000_000_000_000i64;
+        let spans = |part: std::ops::Range<u64>| {
+            let mut b = SpanBatchBuilder::new();
+            for n in part {
+                begin_shop_span(&mut b, n, n as i64 * 1_000, n as i64 * 10);
+                b.end_span();
+            }
+            b.finish().unwrap()
+        };
+        let store = store_flushed_by_hand(dir.path()).await;
+        store.append(&tenant, spans(0..50)).await.unwrap();
+        store.flush().await.unwrap();
+        let path = store.snapshot(&tenant, &TimeRange::ALL, &[]).files[0]
+            .meta
+            .path
+            .clone();
+        drop(store);
+        rewrite_as_version_1(dir.path(), &path, 7);
+
+        let mut config = StoreConfig::new(dir.path());
+        config.flush_interval = std::time::Duration::from_secs(3600);
+        config.compaction_min_files = 2;
+        let store = Arc::new(Store::open(config).await.unwrap());
+        let engine = QueryEngine::new(store.clone(), QueryLimits::default()).unwrap();
+        let ends = |sql: &'static str| {
+            let engine = &engine;
+            let tenant = &tenant;
+            async move {
+                let out = engine.query(tenant, sql, vec![]).await.unwrap();
+                out.iter()
+                    .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+                    .collect::<Vec<i64>>()
+            }
+        };
+        let stored: Vec<i64> = (0..50).map(|n| t0 + n * 1_010).collect();
+        assert_eq!(
+            ends("SELECT CAST(end_time AS BIGINT) FROM spans ORDER BY start_time").await,
+            stored
+        );
+        assert_eq!(
+            ends("SELECT CAST(end_time AS BIGINT) AS e FROM spans ORDER BY end_time DESC LIMIT 2")
+                .await,
+            vec![stored[49], stored[48]]
+        );
+        let filter = format!("end_time >= to_timestamp_nanos({})", stored[40]);
+        assert_eq!(count_where(&engine, &tenant, &filter).await.0, 10);
+        let all = engine
+            .query(&tenant, "SELECT * FROM spans", vec![])
+            .await
+            .unwrap();
+        assert!(all.iter().all(|b| b.schema() == span_schema()));
+
+        // A version 2 file beside it, then both compacted into one (version 2).
+        store.append(&tenant, spans(50..100)).await.unwrap();
+        store.flush().await.unwrap();
+        assert_eq!(store.compact().await.unwrap().files_out, 1);
+        let files = store.snapshot(&tenant, &TimeRange::ALL, &[]).files;
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].meta.schema_version, 2);
+        let expected: Vec<i64> = stored
+            .iter()
+            .copied()
+            .chain((50..100).map(|n| t0 + n * 1_010))
+            .collect();
+        assert_eq!(
+            ends("SELECT CAST(end_time AS BIGINT) FROM spans ORDER BY start_time").await,
+            expected
+        );
     }
 
     /// One file of 200 000 one-span traces in time order, so four row groups; one span holds

@@ -303,9 +303,10 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
 }
 
 /// A batch read from a span file, in [`span_schema`]: `end_time` is `start_time + duration_ns`
-/// (wrapping, as the SQL `+` the spans table computes it with), or as stored in a version 1
-/// file. `duration_ns` is `end - start`, saturated, so the two differ only for spans whose
-/// end lies more than 292 years after their start.
+/// (wrapping, as the SQL `+` the spans table computes it with), also for a version 1 file that
+/// stores it, so that compaction and queries agree. Spanlake always wrote `duration_ns` as
+/// `end - start` (saturated), so the two differ only for spans whose end lies more than 292
+/// years after their start.
 pub fn with_end_time(batch: &RecordBatch) -> Result<RecordBatch> {
     let schema = span_schema();
     let column = |name: &str| {
@@ -317,7 +318,7 @@ pub fn with_end_time(batch: &RecordBatch) -> Result<RecordBatch> {
         .fields()
         .iter()
         .map(|field| match field.name().as_str() {
-            col::END_TIME if batch.column_by_name(col::END_TIME).is_none() => {
+            col::END_TIME => {
                 let starts = column(col::START_TIME)?.as_primitive::<TimestampNanosecondType>();
                 let durations = column(col::DURATION_NS)?.as_primitive::<Int64Type>();
                 let ends = arrow::compute::binary::<_, _, _, TimestampNanosecondType>(
@@ -662,9 +663,21 @@ mod tests {
         };
         assert_eq!(ends(&back), ends(&batches));
 
-        // A version 1 batch, which stored it, keeps its own.
+        // A version 1 batch, which stores it, gets the computation too (the two agree for
+        // any file Spanlake wrote).
         let v1 = &batches[0];
         assert_eq!(&with_end_time(v1).unwrap(), v1);
+        let mut skewed = v1.columns().to_vec();
+        let end_idx = v1.schema().index_of(col::END_TIME).unwrap();
+        skewed[end_idx] = Arc::new(
+            arrow::compute::kernels::numeric::add(
+                &skewed[end_idx],
+                &arrow::array::DurationNanosecondArray::new_scalar(7),
+            )
+            .unwrap(),
+        );
+        let skewed = RecordBatch::try_new(v1.schema(), skewed).unwrap();
+        assert_eq!(&with_end_time(&skewed).unwrap(), v1);
     }
 
     fn file_traces(batches: &[RecordBatch]) -> usize {
