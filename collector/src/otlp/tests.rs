@@ -186,6 +186,14 @@ fn resource_attributes_are_stored_like_span_attributes_on_every_span() {
         kv("host.key", Value::BytesValue(vec![0, 255, 7])),
         kv("host.long", Value::StringValue("é".repeat(40))),
         kv("host.deep", nested.value.clone().unwrap()),
+        kv(
+            "host.tags",
+            Value::ArrayValue(ArrayValue {
+                values: vec![AnyValue {
+                    value: Some(Value::StringValue("a tag longer than the limit".into())),
+                }],
+            }),
+        ),
         KeyValue {
             key: "host.empty".into(),
             value: Some(AnyValue { value: None }),
@@ -198,6 +206,12 @@ fn resource_attributes_are_stored_like_span_attributes_on_every_span() {
     }
     let mut req = request(spans);
     req.resource_spans[0].resource.as_mut().unwrap().attributes = attributes;
+    // A second resource, with its own attributes, after the first.
+    let mut second = req.resource_spans[0].clone();
+    second.resource.as_mut().unwrap().attributes =
+        vec![kv("service.name", Value::StringValue("orders".into()))];
+    second.scope_spans[0].spans.truncate(1);
+    req.resource_spans.push(second);
     let limits = Limits {
         max_value_bytes: 21,
         max_value_depth: 2,
@@ -205,7 +219,14 @@ fn resource_attributes_are_stored_like_span_attributes_on_every_span() {
     };
     let decoded = decode_with(&req, &limits).unwrap();
     let b = &decoded.batch;
-    assert_eq!(b.num_rows(), 2);
+    assert_eq!(b.num_rows(), 3);
+    let dropped = b.column_by_name("dropped_attributes_count").unwrap();
+    let dropped = dropped.as_primitive::<arrow::datatypes::UInt32Type>();
+    assert_eq!(
+        dropped.values().to_vec(),
+        vec![2, 2, 2],
+        "too deep, too long"
+    );
     for (span_map, resource_map) in [
         ("attributes", "resource_attributes"),
         ("attribute_types", "resource_attribute_types"),
@@ -240,5 +261,15 @@ fn resource_attributes_are_stored_like_span_attributes_on_every_span() {
             ("host.long", Some("éééééééééé")),
             ("host.empty", None),
         ]
+    );
+    let row = resources.value(2);
+    assert_eq!(row.len(), 1);
+    assert_eq!(row.column(1).as_string::<i32>().value(0), "orders");
+    assert_eq!(
+        b.column_by_name("service_name")
+            .unwrap()
+            .as_string::<i32>()
+            .value(2),
+        "orders"
     );
 }
