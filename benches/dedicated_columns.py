@@ -23,7 +23,6 @@ ENCODINGS = {
     "span_id": "DELTA_LENGTH_BYTE_ARRAY",
     "parent_span_id": "DELTA_LENGTH_BYTE_ARRAY",
     "start_time": "BYTE_STREAM_SPLIT",
-    "end_time": "BYTE_STREAM_SPLIT",
     "duration_ns": "BYTE_STREAM_SPLIT",
     "attributes.key_value.value": "PLAIN",
 }

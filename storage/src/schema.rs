@@ -1,5 +1,5 @@
 //! The Arrow schema of stored spans: one row per span, the same in the WAL, in memory and in
-//! Parquet files. Column names and SQL types are a public contract (`spans` table, files read by
+//! the `spans` table; Parquet files leave out `end_time` ([`file_schema`]). Column names and SQL types are a public contract (`spans` table, files read by
 //! DuckDB/pyarrow); `docs/design/storage.md` explains the choices.
 
 use std::sync::{Arc, LazyLock};
