@@ -7,8 +7,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use spanlake_storage::batch::{
-    AttrMapBuilder, AttrValue, EventFields, LinkFields, SpanBatchBuilder, SpanFields, SpanKind,
-    StatusCode, StoredAttr,
+    AttrMapBuilder, AttrValue, BatchCapacity, EventFields, LinkFields, MapCapacity,
+    SpanBatchBuilder, SpanFields, SpanKind, StatusCode, StoredAttr,
 };
 
 /// The service name OTel SDKs report when none is configured.
@@ -138,7 +138,7 @@ pub fn decode_with(
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let mut builder = SpanBatchBuilder::new();
+    let mut builder = SpanBatchBuilder::with_capacity(&capacity_of(request, limits));
     let mut rejected = 0u64;
     let mut reasons = Vec::new();
     let mut flagged = 0u64;
@@ -157,14 +157,7 @@ pub fn decode_with(
                 Some(StoredAttr::new(cut(&kv.key, limits.max_value_bytes), value))
             })
             .collect();
-        let service_name = resource_attrs
-            .iter()
-            .find(|kv| kv.key == "service.name")
-            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                any_value::Value::StringValue(s) => Some(s.as_str()),
-                _ => None,
-            })
-            .unwrap_or(UNKNOWN_SERVICE);
+        let service_name = service_name(resource_attrs);
         for (s, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
             let (scope_name, scope_version) = scope_spans
                 .scope
@@ -261,6 +254,88 @@ pub fn decode_with(
         flagged,
         warnings,
     })
+}
+
+/// The resource's `service.name`, or [`UNKNOWN_SERVICE`].
+fn service_name(resource_attrs: &[KeyValue]) -> &str {
+    resource_attrs
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .unwrap_or(UNKNOWN_SERVICE)
+}
+
+/// What the batch of `request` will hold, from one pass over its lengths (rejected spans
+/// included), so that its builders need not grow.
+fn capacity_of(request: &ExportTraceServiceRequest, limits: &Limits) -> BatchCapacity {
+    let none = MapCapacity {
+        entries: 0,
+        key_bytes: 0,
+        value_bytes: 0,
+    };
+    let add = |total: &mut MapCapacity, more: &MapCapacity| {
+        total.entries += more.entries;
+        total.key_bytes += more.key_bytes;
+        total.value_bytes += more.value_bytes;
+    };
+    let map = |attributes: &[KeyValue]| {
+        let mut map = none;
+        for kv in attributes.iter().take(limits.max_attributes) {
+            map.entries += 1;
+            map.key_bytes += kv.key.len().min(limits.max_value_bytes);
+            map.value_bytes += text_bytes_bound(kv.value.as_ref(), limits);
+        }
+        map
+    };
+    let mut capacity = BatchCapacity {
+        attributes: none,
+        resource_attributes: none,
+        ..BatchCapacity::default()
+    };
+    for resource_spans in &request.resource_spans {
+        let resource_attrs: &[KeyValue] = resource_spans
+            .resource
+            .as_ref()
+            .map_or(&[], |r| r.attributes.as_slice());
+        let service = service_name(resource_attrs).len();
+        let resource = map(resource_attrs);
+        for scope_spans in &resource_spans.scope_spans {
+            let (name, version) = scope_spans
+                .scope
+                .as_ref()
+                .map_or((0, 0), |s| (s.name.len(), s.version.len()));
+            for span in &scope_spans.spans {
+                capacity.spans += 1;
+                capacity.span_name_bytes += span.name.len();
+                capacity.service_name_bytes += service;
+                capacity.scope_name_bytes += name;
+                capacity.scope_version_bytes += version;
+                add(&mut capacity.attributes, &map(&span.attributes));
+                add(&mut capacity.resource_attributes, &resource);
+            }
+        }
+    }
+    capacity
+}
+
+/// The bytes of `value`'s stored text, for sizing builders: exact for strings and bytes, the
+/// longest text for integers and booleans, a guess for doubles (Rust writes 1e300 with all its
+/// digits), arrays and key-value lists: a longer text grows its builder.
+fn text_bytes_bound(value: Option<&AnyValue>, limits: &Limits) -> usize {
+    use any_value::Value;
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => s.len().min(limits.max_value_bytes),
+        Some(Value::BytesValue(b)) => b.len().min(limits.max_value_bytes).div_ceil(3) * 4,
+        // "-9223372036854775808".
+        Some(Value::IntValue(_) | Value::StringValueStrindex(_)) => 20,
+        Some(Value::DoubleValue(_)) => 24,
+        Some(Value::BoolValue(_)) => 5,
+        Some(Value::ArrayValue(_) | Value::KvlistValue(_)) => 64,
+        None => 0,
+    }
 }
 
 /// How deeply arrays and key-value lists nest in `value` (0 for a scalar).

@@ -168,12 +168,59 @@ impl<'a> StoredAttr<'a> {
 }
 
 fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
+    map_builder_with_capacity(1024, &MapCapacity::default())
+}
+
+fn map_builder_with_capacity(
+    rows: usize,
+    capacity: &MapCapacity,
+) -> MapBuilder<StringBuilder, StringBuilder> {
     let names = MapFieldNames {
         entry: "key_value".into(),
         key: "key".into(),
         value: "value".into(),
     };
-    MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
+    let entries = capacity.entries.max(1);
+    MapBuilder::with_capacity(
+        Some(names),
+        StringBuilder::with_capacity(entries, capacity.key_bytes.max(1)),
+        StringBuilder::with_capacity(entries, capacity.value_bytes.max(1)),
+        rows,
+    )
+}
+
+/// What an attribute map column of a batch will hold: sizes its builders up front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapCapacity {
+    pub entries: usize,
+    pub key_bytes: usize,
+    pub value_bytes: usize,
+}
+
+impl Default for MapCapacity {
+    /// Arrow's defaults.
+    fn default() -> Self {
+        Self {
+            entries: 1024,
+            key_bytes: 1024,
+            value_bytes: 1024,
+        }
+    }
+}
+
+/// What a batch will hold, for [`SpanBatchBuilder::with_capacity`]. Builders that grow by
+/// doubling copy their contents at each step and leave up to half their memory unused: sized
+/// from the request, a batch is built without either.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchCapacity {
+    pub spans: usize,
+    /// Bytes of each text column of names, over all spans.
+    pub span_name_bytes: usize,
+    pub service_name_bytes: usize,
+    pub scope_name_bytes: usize,
+    pub scope_version_bytes: usize,
+    pub attributes: MapCapacity,
+    pub resource_attributes: MapCapacity,
 }
 
 /// Builds one attribute set per row: the `attributes` map and its `attribute_types` sibling.
@@ -447,6 +494,44 @@ fn append_hex(builder: &mut StringBuilder, bytes: &[u8]) {
 impl SpanBatchBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder sized for `capacity` (the attribute types maps, events and links, which
+    /// most spans leave empty, start small and grow).
+    pub fn with_capacity(capacity: &BatchCapacity) -> Self {
+        let n = capacity.spans.max(1);
+        let text = |bytes: usize| StringBuilder::with_capacity(n, bytes.max(1));
+        let attrs = |map: &MapCapacity| AttrMapBuilder {
+            values: map_builder_with_capacity(n, map),
+            types: map_builder(),
+            scratch: String::new(),
+            rows: 0,
+        };
+        Self {
+            trace_id: text(n * 32),
+            span_id: text(n * 16),
+            parent_span_id: text(n * 16),
+            trace_state: text(0),
+            service_name: text(capacity.service_name_bytes),
+            span_name: text(capacity.span_name_bytes),
+            span_kind: text(n * "UNSPECIFIED".len()),
+            start_time: TimestampNanosecondBuilder::with_capacity(n),
+            end_time: TimestampNanosecondBuilder::with_capacity(n),
+            duration_ns: Int64Builder::with_capacity(n),
+            status_code: text(n * "UNSET".len()),
+            status_message: text(0),
+            attributes: attrs(&capacity.attributes),
+            resource_attributes: attrs(&capacity.resource_attributes),
+            scope_name: text(capacity.scope_name_bytes),
+            scope_version: text(capacity.scope_version_bytes),
+            events: EventsBuilder::default(),
+            links: LinksBuilder::default(),
+            flags: UInt32Builder::with_capacity(n),
+            dropped_attributes_count: UInt32Builder::with_capacity(n),
+            dropped_events_count: UInt32Builder::with_capacity(n),
+            dropped_links_count: UInt32Builder::with_capacity(n),
+            len: 0,
+        }
     }
 
     /// Number of finished spans.
