@@ -268,53 +268,69 @@ fn service_name(resource_attrs: &[KeyValue]) -> &str {
         .unwrap_or(UNKNOWN_SERVICE)
 }
 
-/// What the batch of `request` will hold, from one pass over its lengths (rejected spans
-/// included), so that its builders need not grow.
+/// What the batch of `request` will hold, from one pass over the lengths of the spans it
+/// accepts, so that its builders need not grow.
 fn capacity_of(request: &ExportTraceServiceRequest, limits: &Limits) -> BatchCapacity {
-    let none = MapCapacity {
-        entries: 0,
-        key_bytes: 0,
-        value_bytes: 0,
-    };
     let add = |total: &mut MapCapacity, more: &MapCapacity| {
         total.entries += more.entries;
         total.key_bytes += more.key_bytes;
         total.value_bytes += more.value_bytes;
     };
-    let map = |attributes: &[KeyValue]| {
-        let mut map = none;
+    // The values map and the types map (an entry per value that is not a string).
+    let maps = |attributes: &[KeyValue]| {
+        let (mut values, mut types) = (MapCapacity::default(), MapCapacity::default());
         for kv in attributes.iter().take(limits.max_attributes) {
-            map.entries += 1;
-            map.key_bytes += kv.key.len().min(limits.max_value_bytes);
-            map.value_bytes += text_bytes_bound(kv.value.as_ref(), limits);
+            let key = kv.key.len().min(limits.max_value_bytes);
+            add(
+                &mut values,
+                &MapCapacity {
+                    entries: 1,
+                    key_bytes: key,
+                    value_bytes: text_bytes_bound(kv.value.as_ref(), limits),
+                },
+            );
+            let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
+            if !matches!(value, Some(any_value::Value::StringValue(_))) {
+                add(
+                    &mut types,
+                    &MapCapacity {
+                        entries: 1,
+                        key_bytes: key,
+                        value_bytes: "double".len(),
+                    },
+                );
+            }
         }
-        map
+        (values, types)
     };
-    let mut capacity = BatchCapacity {
-        attributes: none,
-        resource_attributes: none,
-        ..BatchCapacity::default()
-    };
+    let mut capacity = BatchCapacity::default();
     for resource_spans in &request.resource_spans {
         let resource_attrs: &[KeyValue] = resource_spans
             .resource
             .as_ref()
             .map_or(&[], |r| r.attributes.as_slice());
         let service = service_name(resource_attrs).len();
-        let resource = map(resource_attrs);
+        let (resource, resource_types) = maps(resource_attrs);
         for scope_spans in &resource_spans.scope_spans {
             let (name, version) = scope_spans
                 .scope
                 .as_ref()
                 .map_or((0, 0), |s| (s.name.len(), s.version.len()));
-            for span in &scope_spans.spans {
+            for span in scope_spans.spans.iter().filter(|s| check_span(s).is_ok()) {
+                let status = span.status.as_ref().map_or(0, |s| s.code);
                 capacity.spans += 1;
+                capacity.children += usize::from(span.parent_span_id.iter().any(|b| *b != 0));
                 capacity.span_name_bytes += span.name.len();
                 capacity.service_name_bytes += service;
+                capacity.span_kind_bytes += SpanKind::from_otlp(span.kind).as_str().len();
+                capacity.status_code_bytes += StatusCode::from_otlp(status).as_str().len();
                 capacity.scope_name_bytes += name;
                 capacity.scope_version_bytes += version;
-                add(&mut capacity.attributes, &map(&span.attributes));
+                let (values, types) = maps(&span.attributes);
+                add(&mut capacity.attributes, &values);
+                add(&mut capacity.attribute_types, &types);
                 add(&mut capacity.resource_attributes, &resource);
+                add(&mut capacity.resource_attribute_types, &resource_types);
             }
         }
     }
@@ -330,7 +346,8 @@ fn text_bytes_bound(value: Option<&AnyValue>, limits: &Limits) -> usize {
         Some(Value::StringValue(s)) => s.len().min(limits.max_value_bytes),
         Some(Value::BytesValue(b)) => b.len().min(limits.max_value_bytes).div_ceil(3) * 4,
         // "-9223372036854775808".
-        Some(Value::IntValue(_) | Value::StringValueStrindex(_)) => 20,
+        Some(Value::IntValue(_)) => 20,
+        Some(Value::StringValueStrindex(_)) => 11,
         Some(Value::DoubleValue(_)) => 24,
         Some(Value::BoolValue(_)) => 5,
         Some(Value::ArrayValue(_) | Value::KvlistValue(_)) => 64,

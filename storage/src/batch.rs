@@ -167,60 +167,71 @@ impl<'a> StoredAttr<'a> {
     }
 }
 
+fn map_names() -> MapFieldNames {
+    MapFieldNames {
+        entry: "key_value".into(),
+        key: "key".into(),
+        value: "value".into(),
+    }
+}
+
 fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
-    map_builder_with_capacity(1024, &MapCapacity::default())
+    MapBuilder::new(
+        Some(map_names()),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    )
+}
+
+/// The most bytes or items one buffer of a batch reserves up front: an estimate past it (a
+/// hostile request, a huge resource repeated on every span) grows as it is filled instead.
+const MAX_RESERVED: usize = 64 << 20;
+
+fn reserved(n: usize) -> usize {
+    n.clamp(1, MAX_RESERVED)
 }
 
 fn map_builder_with_capacity(
     rows: usize,
     capacity: &MapCapacity,
 ) -> MapBuilder<StringBuilder, StringBuilder> {
-    let names = MapFieldNames {
-        entry: "key_value".into(),
-        key: "key".into(),
-        value: "value".into(),
-    };
-    let entries = capacity.entries.max(1);
+    let entries = reserved(capacity.entries);
     MapBuilder::with_capacity(
-        Some(names),
-        StringBuilder::with_capacity(entries, capacity.key_bytes.max(1)),
-        StringBuilder::with_capacity(entries, capacity.value_bytes.max(1)),
-        rows,
+        Some(map_names()),
+        StringBuilder::with_capacity(entries, reserved(capacity.key_bytes)),
+        StringBuilder::with_capacity(entries, reserved(capacity.value_bytes)),
+        reserved(rows),
     )
 }
 
-/// What an attribute map column of a batch will hold: sizes its builders up front.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an attribute map column of a batch will hold, to size its builders up front.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MapCapacity {
     pub entries: usize,
     pub key_bytes: usize,
     pub value_bytes: usize,
 }
 
-impl Default for MapCapacity {
-    /// Arrow's defaults.
-    fn default() -> Self {
-        Self {
-            entries: 1024,
-            key_bytes: 1024,
-            value_bytes: 1024,
-        }
-    }
-}
-
 /// What a batch will hold, for [`SpanBatchBuilder::with_capacity`]. Builders that grow by
 /// doubling copy their contents at each step and leave up to half their memory unused: sized
-/// from the request, a batch is built without either.
+/// from the request, the columns it knows are built without either (events, links and values
+/// longer than estimated still grow).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchCapacity {
     pub spans: usize,
-    /// Bytes of each text column of names, over all spans.
+    /// Spans with a parent (the others' parent id is NULL).
+    pub children: usize,
+    /// Bytes of each text column, over all spans.
     pub span_name_bytes: usize,
     pub service_name_bytes: usize,
+    pub span_kind_bytes: usize,
+    pub status_code_bytes: usize,
     pub scope_name_bytes: usize,
     pub scope_version_bytes: usize,
     pub attributes: MapCapacity,
+    pub attribute_types: MapCapacity,
     pub resource_attributes: MapCapacity,
+    pub resource_attribute_types: MapCapacity,
 }
 
 /// Builds one attribute set per row: the `attributes` map and its `attribute_types` sibling.
@@ -496,32 +507,35 @@ impl SpanBatchBuilder {
         Self::default()
     }
 
-    /// A builder sized for `capacity` (the attribute types maps, events and links, which
-    /// most spans leave empty, start small and grow).
+    /// A builder sized for `capacity`, each buffer to at most [`MAX_RESERVED`] (events and
+    /// links, which most spans have none of, start at Arrow's defaults).
     pub fn with_capacity(capacity: &BatchCapacity) -> Self {
-        let n = capacity.spans.max(1);
-        let text = |bytes: usize| StringBuilder::with_capacity(n, bytes.max(1));
-        let attrs = |map: &MapCapacity| AttrMapBuilder {
-            values: map_builder_with_capacity(n, map),
-            types: map_builder(),
+        let n = reserved(capacity.spans);
+        let text = |bytes: usize| StringBuilder::with_capacity(n, reserved(bytes));
+        let attrs = |values: &MapCapacity, types: &MapCapacity| AttrMapBuilder {
+            values: map_builder_with_capacity(n, values),
+            types: map_builder_with_capacity(n, types),
             scratch: String::new(),
             rows: 0,
         };
         Self {
             trace_id: text(n * 32),
             span_id: text(n * 16),
-            parent_span_id: text(n * 16),
+            parent_span_id: text(capacity.children * 16),
             trace_state: text(0),
             service_name: text(capacity.service_name_bytes),
             span_name: text(capacity.span_name_bytes),
-            span_kind: text(n * "UNSPECIFIED".len()),
+            span_kind: text(capacity.span_kind_bytes),
             start_time: TimestampNanosecondBuilder::with_capacity(n),
             end_time: TimestampNanosecondBuilder::with_capacity(n),
             duration_ns: Int64Builder::with_capacity(n),
-            status_code: text(n * "UNSET".len()),
+            status_code: text(capacity.status_code_bytes),
             status_message: text(0),
-            attributes: attrs(&capacity.attributes),
-            resource_attributes: attrs(&capacity.resource_attributes),
+            attributes: attrs(&capacity.attributes, &capacity.attribute_types),
+            resource_attributes: attrs(
+                &capacity.resource_attributes,
+                &capacity.resource_attribute_types,
+            ),
             scope_name: text(capacity.scope_name_bytes),
             scope_version: text(capacity.scope_version_bytes),
             events: EventsBuilder::default(),

@@ -273,3 +273,52 @@ fn resource_attributes_are_stored_like_span_attributes_on_every_span() {
         "orders"
     );
 }
+
+/// The builders are sized from the spans a request will keep: rejected spans reserve nothing
+/// (a request of many bad spans under a large resource must not reserve its resource once per
+/// span), and the counts are those of the batch built.
+#[test]
+fn capacity_counts_only_the_spans_kept() {
+    use any_value::Value;
+    let root = span(vec![1; 16], vec![2; 8]);
+    let mut child = span(vec![1; 16], vec![3; 8]);
+    child.parent_span_id = vec![2; 8];
+    let bad = span(vec![0; 16], vec![4; 8]);
+    let mut req = request(vec![root, bad.clone(), child]);
+    let resource = &mut req.resource_spans[0].resource.as_mut().unwrap().attributes;
+    resource.push(kv("host.cores", Value::IntValue(8)));
+    let capacity = capacity_of(&req, &Limits::default());
+    assert_eq!((capacity.spans, capacity.children), (2, 1));
+    assert_eq!(capacity.span_kind_bytes, 2 * "SERVER".len());
+    assert_eq!(capacity.status_code_bytes, 2 * "ERROR".len());
+    assert_eq!(capacity.span_name_bytes, 2 * "GET /users/{id}".len());
+    // Two resource attributes on each kept span, one of them typed.
+    assert_eq!(capacity.resource_attributes.entries, 4);
+    assert_eq!(capacity.resource_attribute_types.entries, 2);
+    // Three span attributes each (a string, an int, an array), two of them typed.
+    assert_eq!(
+        (
+            capacity.attributes.entries,
+            capacity.attribute_types.entries
+        ),
+        (6, 4)
+    );
+    let decoded = decode(&req).unwrap();
+    let attrs = decoded.batch.column_by_name("attributes").unwrap().as_map();
+    assert_eq!(attrs.entries().len(), capacity.attributes.entries);
+    // Every value's text within its estimate.
+    let values = attrs.values().as_string::<i32>();
+    assert!(values.values().len() <= capacity.attributes.value_bytes);
+
+    let big = kv("host.blob", Value::StringValue("x".repeat(16 << 10)));
+    let mut all_bad = request(vec![bad; 1000]);
+    all_bad.resource_spans[0]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes
+        .push(big);
+    let capacity = capacity_of(&all_bad, &Limits::default());
+    assert_eq!(capacity.spans, 0);
+    assert_eq!(capacity.resource_attributes.value_bytes, 0);
+}
