@@ -271,34 +271,15 @@ fn service_name(resource_attrs: &[KeyValue]) -> &str {
 /// What the batch of `request` will hold, from one pass over the lengths of the spans it
 /// accepts, so that its builders need not grow.
 fn capacity_of(request: &ExportTraceServiceRequest, limits: &Limits) -> BatchCapacity {
-    let add = |total: &mut MapCapacity, more: &MapCapacity| {
-        total.entries += more.entries;
-        total.key_bytes += more.key_bytes;
-        total.value_bytes += more.value_bytes;
-    };
     // The values map and the types map (an entry per value that is not a string).
     let maps = |attributes: &[KeyValue]| {
         let (mut values, mut types) = (MapCapacity::default(), MapCapacity::default());
         for kv in attributes.iter().take(limits.max_attributes) {
             let key = kv.key.len().min(limits.max_value_bytes);
-            add(
-                &mut values,
-                &MapCapacity {
-                    entries: 1,
-                    key_bytes: key,
-                    value_bytes: text_bytes_bound(kv.value.as_ref(), limits),
-                },
-            );
+            values.add_entry(key, text_bytes_bound(kv.value.as_ref(), limits));
             let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
             if !matches!(value, Some(any_value::Value::StringValue(_))) {
-                add(
-                    &mut types,
-                    &MapCapacity {
-                        entries: 1,
-                        key_bytes: key,
-                        value_bytes: "double".len(),
-                    },
-                );
+                types.add_entry(key, "double".len());
             }
         }
         (values, types)
@@ -327,10 +308,10 @@ fn capacity_of(request: &ExportTraceServiceRequest, limits: &Limits) -> BatchCap
                 capacity.scope_name_bytes += name;
                 capacity.scope_version_bytes += version;
                 let (values, types) = maps(&span.attributes);
-                add(&mut capacity.attributes, &values);
-                add(&mut capacity.attribute_types, &types);
-                add(&mut capacity.resource_attributes, &resource);
-                add(&mut capacity.resource_attribute_types, &resource_types);
+                capacity.attributes += values;
+                capacity.attribute_types += types;
+                capacity.resource_attributes += resource;
+                capacity.resource_attribute_types += resource_types;
             }
         }
     }

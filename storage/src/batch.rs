@@ -212,6 +212,23 @@ pub struct MapCapacity {
     pub value_bytes: usize,
 }
 
+impl MapCapacity {
+    /// Counts one more entry of `key_bytes` and `value_bytes`.
+    pub fn add_entry(&mut self, key_bytes: usize, value_bytes: usize) {
+        self.entries += 1;
+        self.key_bytes += key_bytes;
+        self.value_bytes += value_bytes;
+    }
+}
+
+impl std::ops::AddAssign for MapCapacity {
+    fn add_assign(&mut self, more: Self) {
+        self.entries += more.entries;
+        self.key_bytes += more.key_bytes;
+        self.value_bytes += more.value_bytes;
+    }
+}
+
 /// What a batch will hold, for [`SpanBatchBuilder::with_capacity`]. Builders that grow by
 /// doubling copy their contents at each step and leave up to half their memory unused: sized
 /// from the request, the columns it knows are built without either (events, links and values
