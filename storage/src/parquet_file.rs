@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{Int64Type, TimestampNanosecondType};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -120,42 +120,35 @@ fn max_group_entries(batches: &[RecordBatch], groups: &[Vec<(usize, usize)>], id
 /// which go newest first, skip the others by their `start_time` statistics), and within it
 /// the sorted `trace_id` keeps a trace's spans adjacent for the bloom filter and page index.
 fn layout(batches: &[RecordBatch], trace_idx: usize, start_idx: usize) -> Result<Layout> {
-    let key = |idx: usize| -> Result<ArrayRef> {
-        let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(idx).as_ref()).collect();
-        Ok(concat(&columns)?)
-    };
-    let (trace_ids, starts) = (key(trace_idx)?, key(start_idx)?);
-    let order = lexsort_to_indices(
-        &[
-            SortColumn {
-                values: Arc::clone(&trace_ids),
-                options: None,
-            },
-            SortColumn {
-                values: Arc::clone(&starts),
-                options: None,
-            },
-        ],
-        None,
-    )?;
-    let order = order.values();
-    let trace_ids = trace_ids.as_string::<i32>();
-    let starts = starts.as_primitive::<TimestampNanosecondType>();
-    // Runs of one trace in `order`: (first position, length); a run's first row is the
+    let ids: Vec<_> = batches
+        .iter()
+        .map(|b| b.column(trace_idx).as_string::<i32>())
+        .collect();
+    let keys = trace_keys(&ids);
+    // (trace key, start, row), sorted: by trace id, then start time. Numbers compare in an
+    // instruction where the ids' strings took a call each (BENCHMARKS.md).
+    let mut sorted: Vec<(u128, i64, u32)> = Vec::with_capacity(keys.len());
+    for batch in batches {
+        let starts = batch
+            .column(start_idx)
+            .as_primitive::<TimestampNanosecondType>();
+        for &start in starts.values() {
+            let row = sorted.len();
+            sorted.push((keys[row], start, row as u32));
+        }
+    }
+    sorted.sort_unstable();
+    // Runs of one trace in `sorted`: (first position, length); a run's first row is the
     // trace's earliest span.
     let mut traces: Vec<(usize, usize)> = Vec::new();
-    for (pos, &row) in order.iter().enumerate() {
-        let same =
-            pos > 0 && trace_ids.value(row as usize) == trace_ids.value(order[pos - 1] as usize);
+    for (pos, &(key, _, _)) in sorted.iter().enumerate() {
         match traces.last_mut() {
-            Some((_, len)) if same => *len += 1,
+            Some((_, len)) if sorted[pos - 1].0 == key => *len += 1,
             _ => traces.push((pos, 1)),
         }
     }
-    let min_trace_id = trace_ids.value(order[0] as usize).to_string();
-    let max_trace_id = trace_ids.value(order[order.len() - 1] as usize).to_string();
     // Stable: traces starting at the same time stay in trace id order.
-    traces.sort_by_key(|&(pos, _)| starts.value(order[pos] as usize));
+    traces.sort_by_key(|&(pos, _)| sorted[pos].1);
 
     let mut offsets = Vec::with_capacity(batches.len());
     let mut offset = 0;
@@ -168,6 +161,11 @@ fn layout(batches: &[RecordBatch], trace_idx: usize, start_idx: usize) -> Result
         let batch = offsets.partition_point(|&o| o <= row) - 1;
         (batch, row - offsets[batch])
     };
+    let trace_id = |pos: usize| {
+        let (batch, row) = locate(sorted[pos].2);
+        ids[batch].value(row).to_string()
+    };
+    let (min_trace_id, max_trace_id) = (trace_id(0), trace_id(sorted.len() - 1));
     let mut groups = Vec::new();
     let mut max_group_traces = 0;
     let mut rest = &mut traces[..];
@@ -186,7 +184,11 @@ fn layout(batches: &[RecordBatch], trace_idx: usize, start_idx: usize) -> Result
         groups.push(
             group
                 .iter()
-                .flat_map(|&(pos, len)| order[pos..pos + len].iter().map(|&row| locate(row)))
+                .flat_map(|&(pos, len)| {
+                    sorted[pos..pos + len]
+                        .iter()
+                        .map(|&(_, _, row)| locate(row))
+                })
                 .collect(),
         );
         rest = tail;
@@ -198,6 +200,38 @@ fn layout(batches: &[RecordBatch], trace_idx: usize, start_idx: usize) -> Result
         min_trace_id,
         max_trace_id,
     })
+}
+
+/// Per row of `ids` (in order, batch after batch), a number that sorts as its trace id does.
+/// Every id the collector writes is 32 lowercase hex digits, whose value as a number sorts as
+/// the string; other ids (files written by other tools, tests) are ranked among the file's
+/// distinct ids.
+fn trace_keys(ids: &[&StringArray]) -> Vec<u128> {
+    // By hand: `u128::from_str_radix` (after a check for lowercase) cost ~800 instructions
+    // an id, as much as the sort it saves.
+    let hex = |id: &str| {
+        if id.len() != 32 {
+            return None;
+        }
+        id.bytes().try_fold(0u128, |key, b| {
+            let digit = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => return None,
+            };
+            Some(key << 4 | u128::from(digit))
+        })
+    };
+    let all = || ids.iter().flat_map(|a| a.iter().map(|id| id.unwrap_or("")));
+    if let Some(keys) = all().map(hex).collect::<Option<Vec<u128>>>() {
+        return keys;
+    }
+    let mut distinct: Vec<&str> = all().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    all()
+        .map(|id| distinct.partition_point(|&d| d < id) as u128)
+        .collect()
 }
 
 /// Encodes `batches` (of [`span_schema`]) as one Parquet file of [`file_schema`], laid out as
@@ -491,6 +525,44 @@ mod tests {
         );
         assert_eq!(file.min_trace_id, *group_of.keys().min().unwrap());
         assert_eq!(file.max_trace_id, *group_of.keys().max().unwrap());
+    }
+
+    #[test]
+    fn trace_keys_sort_as_the_ids_do() {
+        let sorts_as_strings = |ids: &[&str]| {
+            let (first, second) = ids.split_at(ids.len() / 2);
+            let arrays = [
+                StringArray::from(first.to_vec()),
+                StringArray::from(second.to_vec()),
+            ];
+            let keys = trace_keys(&[&arrays[0], &arrays[1]]);
+            assert_eq!(keys.len(), ids.len());
+            for (i, a) in ids.iter().enumerate() {
+                for (j, b) in ids.iter().enumerate() {
+                    assert_eq!(keys[i].cmp(&keys[j]), a.cmp(b), "{a} against {b}");
+                }
+            }
+        };
+        // What the collector writes: lowercase hex, including ids past i128's range.
+        sorts_as_strings(&[
+            "ffffffffffffffffffffffffffffffff",
+            "0000000000000000000000000000000a",
+            "00000000000000000000000000000009",
+            "80000000000000000000000000000000",
+            "0000000000000000000000000000000a",
+            "7fffffffffffffffffffffffffffffff",
+        ]);
+        // Anything else (other writers, uppercase, short ids) is ranked, still in string order.
+        sorts_as_strings(&[
+            "0000000000000000000000000000000a",
+            "0000000000000000000000000000000A",
+            "trace-2",
+            "trace-10",
+            "",
+            "trace-2",
+            "+0000000000000000000000000000000",
+            "00000000000000000000000000000009",
+        ]);
     }
 
     #[test]
