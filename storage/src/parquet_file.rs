@@ -552,6 +552,21 @@ mod tests {
             "0000000000000000000000000000000a",
             "7fffffffffffffffffffffffffffffff",
         ]);
+        // Sets of only hex digits that are not all 32 lowercase ones must not be read as
+        // numbers ("10" < "9", "A" != "a").
+        sorts_as_strings(&["10", "9", "0a", "100"]);
+        sorts_as_strings(&[
+            "0000000000000000000000000000000A",
+            "0000000000000000000000000000000a",
+            "00000000000000000000000000000009",
+            "0000000000000000000000000000000b",
+        ]);
+        sorts_as_strings(&[
+            "100000000000000000000000000000000",
+            "fffffffffffffffffffffffffffffffff",
+            "20000000000000000000000000000000",
+            "ffffffffffffffffffffffffffffffff",
+        ]);
         // Anything else (other writers, uppercase, short ids) is ranked, still in string order.
         sorts_as_strings(&[
             "0000000000000000000000000000000a",
