@@ -8,18 +8,20 @@
 //! `resource_attributes`) skip the row groups whose value bloom filters rule the value out,
 //! which DataFusion cannot do by itself for a map lookup.
 //!
-//! Files do not store `end_time` (it is `start_time + duration_ns`): the scan of files reads
-//! the stored columns and computes it on top, so files and memory answer with one schema.
+//! Files do not store `end_time` (it is `start_time + duration_ns`) and keep the dedicated
+//! attributes out of the `attributes` map: the scan of files reads the stored columns and
+//! computes `end_time` and the whole map on top, so files and memory answer with one schema.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, FieldRef};
 use arrow::datatypes::{SchemaRef, TimestampNanosecondType};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, ScalarValue, internal_datafusion_err};
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
@@ -31,12 +33,18 @@ use datafusion::datasource::physical_plan::parquet::{
     DefaultParquetFileReaderFactory, ParquetAccessPlan, ParquetFileReaderFactory,
 };
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::error::DataFusionError;
 use datafusion::error::Result;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::functions::core::expr_fn::coalesce;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, cast,
+};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
@@ -51,8 +59,11 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::StreamExt;
 use object_store::ObjectStore;
+use spanlake_storage::dedicated::{self, LEFT_IN_MAP_KEY};
 use spanlake_storage::parquet_file::VALUE_FILTER_COLUMNS;
-use spanlake_storage::schema::{col, file_schema, span_schema, timestamp_type};
+use spanlake_storage::schema::{
+    DEDICATED_ATTRIBUTES, col, file_schema, span_schema, timestamp_type,
+};
 use spanlake_storage::{SegmentSource, TenantId, TimeRange};
 
 /// The URL under which the store's object store is registered with DataFusion.
@@ -105,9 +116,9 @@ pub(crate) struct Pruning {
     pub range: TimeRange,
     /// Empty means any trace.
     pub trace_ids: Vec<String>,
-    /// Attribute values the rows must hold: per ANDed filter, the (map column, value) pairs
-    /// of which a matching row has at least one.
-    pub values: Vec<Vec<(&'static str, String)>>,
+    /// Attribute values the rows must hold: per ANDed filter, the (map column, dedicated
+    /// column of the key, value) triples of which a matching row has at least one.
+    pub values: Vec<Vec<ValueWanted>>,
 }
 
 fn timestamp_ns(value: &ScalarValue) -> Option<i64> {
@@ -142,15 +153,23 @@ fn text_literal(expr: &Expr) -> Option<&str> {
     }
 }
 
-/// The map column of `m['k']` (a constant key), when that column has value filters. A cast
-/// between text types keeps the value.
-fn value_filtered_map(expr: &Expr) -> Option<&'static str> {
+/// A value one of the map columns with value filters must hold under some key: the map, the
+/// key's dedicated column in files (`attributes` only), the value.
+pub(crate) type ValueWanted = (&'static str, Option<&'static str>, String);
+
+/// The map column of `m['k']` (a constant key), when that column has value filters, and the
+/// key's dedicated column. A cast between text types keeps the value.
+fn value_filtered_map(expr: &Expr) -> Option<(&'static str, Option<&'static str>)> {
     match expr {
         Expr::Cast(c) if c.field.data_type().is_string() => value_filtered_map(&c.expr),
         Expr::ScalarFunction(f) if f.name() == "get_field" && f.args.len() == 2 => {
-            text_literal(&f.args[1])?;
+            let key = text_literal(&f.args[1])?;
             let name = column_name(&f.args[0])?;
-            VALUE_FILTER_COLUMNS.into_iter().find(|c| *c == name)
+            let map = VALUE_FILTER_COLUMNS.into_iter().find(|c| *c == name)?;
+            let column = (map == col::ATTRIBUTES)
+                .then(|| dedicated::column_of(key))
+                .flatten();
+            Some((map, column))
         }
         _ => None,
     }
@@ -159,7 +178,7 @@ fn value_filtered_map(expr: &Expr) -> Option<&'static str> {
 /// `m['k'] = 'v'` on a map column with value filters, or ORs and ANDs of such (as TraceQL
 /// writes an unscoped attribute, with the value's type beside it): the (column, value) pairs
 /// of which a row that passes holds at least one.
-fn value_alternatives(expr: &Expr) -> Option<Vec<(&'static str, String)>> {
+fn value_alternatives(expr: &Expr) -> Option<Vec<ValueWanted>> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
         // `coalesce(c, false)` passes exactly the rows that `c` passes.
         if let Expr::ScalarFunction(f) = expr
@@ -179,11 +198,11 @@ fn value_alternatives(expr: &Expr) -> Option<Vec<(&'static str, String)>> {
             Some(either)
         }
         Operator::Eq => {
-            let (map, value) = match (value_filtered_map(left), text_literal(right)) {
+            let ((map, column), value) = match (value_filtered_map(left), text_literal(right)) {
                 (Some(m), Some(v)) => (m, v),
                 _ => (value_filtered_map(right)?, text_literal(left)?),
             };
-            Some(vec![(map, value.to_string())])
+            Some(vec![(map, column, value.to_string())])
         }
         _ => None,
     }
@@ -330,10 +349,24 @@ async fn value_access_plan(
     let leaves = metadata.file_metadata().schema_descr().columns();
     let leaf = |path: &[&str]| leaves.iter().position(|c| c.path().parts() == path);
     let start_leaf = leaf(&[col::START_TIME]);
+    // The filters a value may be checked against: each map's value leaf, each dedicated
+    // attribute column (absent from files before version 3).
     let value_leaves: Vec<(&str, Option<usize>)> = VALUE_FILTER_COLUMNS
         .into_iter()
         .map(|map| (map, leaf(&[map, "key_value", "value"])))
+        .chain(
+            DEDICATED_ATTRIBUTES
+                .iter()
+                .map(|&(_, column)| (column, leaf(&[column]))),
+        )
         .collect();
+    // A dedicated key's value is in its column, and in the map too only for spans that repeat
+    // the key, which a version 3 file counts (older files have every value in the map).
+    let left_in_map = metadata
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == LEFT_IN_MAP_KEY))
+        .and_then(|e| e.value.as_deref()?.parse::<u64>().ok());
     let reader: Box<dyn AsyncFileReader> = DefaultParquetFileReaderFactory::new(Arc::clone(&store))
         .create_reader(0, file.clone(), None, &ExecutionPlanMetricsSet::new())?;
     let reader_metadata = ArrowReaderMetadata::try_new(Arc::clone(&metadata), Default::default())?;
@@ -354,25 +387,39 @@ async fn value_access_plan(
         let mut loaded: Vec<Option<Option<Sbbf>>> = vec![None; value_leaves.len()];
         for alternatives in &pruning.values {
             let mut may_hold = false;
-            for (map, value) in alternatives {
-                let Some(k) = value_leaves.iter().position(|(m, _)| m == map) else {
-                    may_hold = true;
-                    break;
-                };
-                if loaded[k].is_none() {
-                    loaded[k] = Some(match value_leaves[k].1 {
-                        Some(i) => filters.get_row_group_column_bloom_filter(group, i).await?,
-                        None => None,
-                    });
+            'alternatives: for (map, column, value) in alternatives {
+                let in_column = column.and_then(|c| {
+                    value_leaves
+                        .iter()
+                        .position(|&(name, leaf)| name == c && leaf.is_some())
+                });
+                let mut places = Vec::with_capacity(2);
+                places.extend(in_column);
+                if in_column.is_none() || left_in_map != Some(0) {
+                    match value_leaves.iter().position(|(name, _)| name == map) {
+                        Some(k) => places.push(k),
+                        None => {
+                            may_hold = true;
+                            break 'alternatives;
+                        }
+                    }
                 }
-                // No filter (a file written before them): the value may be there.
-                if loaded[k]
-                    .as_ref()
-                    .and_then(Option::as_ref)
-                    .is_none_or(|f| f.check(value.as_str()))
-                {
-                    may_hold = true;
-                    break;
+                for k in places {
+                    if loaded[k].is_none() {
+                        loaded[k] = Some(match value_leaves[k].1 {
+                            Some(i) => filters.get_row_group_column_bloom_filter(group, i).await?,
+                            None => None,
+                        });
+                    }
+                    // No filter (a file written before them): the value may be there.
+                    if loaded[k]
+                        .as_ref()
+                        .and_then(Option::as_ref)
+                        .is_none_or(|f| f.check(value.as_str()))
+                    {
+                        may_hold = true;
+                        break 'alternatives;
+                    }
                 }
             }
             if !may_hold {
@@ -388,7 +435,7 @@ async fn value_access_plan(
 }
 
 /// `end_time` as files give it: `start_time + duration_ns` (wrapping, as compaction computes
-/// it in `parquet_file::with_end_time`).
+/// it in `parquet_file::to_span_batch`).
 fn computed_end_time() -> Expr {
     use datafusion::logical_expr::col as column;
     cast(
@@ -397,12 +444,89 @@ fn computed_end_time() -> Expr {
     )
 }
 
-/// `filter` over the stored columns of files: `end_time` replaced by its computation.
+/// `attributes` as files give it back: the map with the dedicated attribute columns merged
+/// in ([`dedicated::merge`]). Used by the scan of files only, not a SQL function.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MergeAttributes {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for MergeAttributes {
+    fn name(&self) -> &str {
+        "spanlake_merge_attributes"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        args.first()
+            .cloned()
+            .ok_or_else(|| internal_datafusion_err!("merge of attributes without a map"))
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let map = args
+            .arg_fields
+            .first()
+            .ok_or_else(|| internal_datafusion_err!("merge of attributes without a map"))?;
+        Ok(Arc::new(Field::new(
+            self.name(),
+            map.data_type().clone(),
+            map.is_nullable(),
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (map, columns) = arrays
+            .split_first()
+            .ok_or_else(|| internal_datafusion_err!("merge of attributes without a map"))?;
+        let map = map
+            .as_map_opt()
+            .ok_or_else(|| internal_datafusion_err!("attributes are not a map"))?;
+        let merged =
+            dedicated::merge(map, columns).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(ColumnarValue::Array(Arc::new(merged)))
+    }
+}
+
+/// `attributes` over the stored columns of files.
+fn merged_attributes() -> Expr {
+    use datafusion::logical_expr::col as column;
+    let udf = ScalarUDF::from(MergeAttributes {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    });
+    let mut args = vec![column(col::ATTRIBUTES)];
+    args.extend(DEDICATED_ATTRIBUTES.iter().map(|&(_, c)| column(c)));
+    udf.call(args)
+}
+
+/// `filter` over the stored columns of files: `end_time` replaced by its computation,
+/// `attributes['k']` of a dedicated key by its column (or the map, where a span repeats the
+/// key or the file has no such column), any other use of `attributes` by the merged map.
 fn over_stored_columns(filter: &Expr) -> Result<Expr> {
+    use datafusion::logical_expr::col as column;
+    // Jump: the replacements refer to the stored columns, not to be replaced again.
+    let replaced = |e| Ok(Transformed::new(e, true, TreeNodeRecursion::Jump));
     filter
         .clone()
-        .transform(|e| match e {
-            Expr::Column(c) if c.name == col::END_TIME => Ok(Transformed::yes(computed_end_time())),
+        .transform_down(|e| match e {
+            Expr::Column(c) if c.name == col::END_TIME => replaced(computed_end_time()),
+            Expr::ScalarFunction(f)
+                if f.name() == "get_field"
+                    && f.args.len() == 2
+                    && column_name(&f.args[0]) == Some(col::ATTRIBUTES)
+                    && text_literal(&f.args[1])
+                        .and_then(dedicated::column_of)
+                        .is_some() =>
+            {
+                let key = text_literal(&f.args[1]).and_then(dedicated::column_of);
+                let stored = column(key.unwrap_or_default());
+                replaced(coalesce(vec![stored, Expr::ScalarFunction(f)]))
+            }
+            Expr::Column(c) if c.name == col::ATTRIBUTES => replaced(merged_attributes()),
             e => Ok(Transformed::no(e)),
         })
         .data()
@@ -411,7 +535,7 @@ fn over_stored_columns(filter: &Expr) -> Result<Expr> {
 impl SpansTable {
     /// The Parquet scan of `groups`, answering with the table's (projected) schema: DataFusion
     /// reads the stored columns ([`file_schema`]), filters included, and a projection on top
-    /// computes `end_time` where it is asked for.
+    /// computes `end_time` and merges `attributes` where they are asked for.
     async fn file_scan(
         &self,
         state: &dyn Session,
@@ -431,6 +555,9 @@ impl SpansTable {
             let name = self.schema.field(i).name().as_str();
             let sources = match name {
                 col::END_TIME => vec![col::START_TIME, col::DURATION_NS],
+                col::ATTRIBUTES => std::iter::once(col::ATTRIBUTES)
+                    .chain(DEDICATED_ATTRIBUTES.iter().map(|&(_, c)| c))
+                    .collect(),
                 name => vec![name],
             };
             for source in sources {
@@ -478,6 +605,9 @@ impl SpansTable {
                 let expr: Arc<dyn datafusion::physical_expr::PhysicalExpr> = match name {
                     col::END_TIME => {
                         state.create_physical_expr(computed_end_time(), &read_schema)?
+                    }
+                    col::ATTRIBUTES => {
+                        state.create_physical_expr(merged_attributes(), &read_schema)?
                     }
                     name => Arc::new(Column::new_with_schema(name, &scan.schema())?),
                 };
@@ -705,20 +835,25 @@ mod tests {
                     .eq(lit("gold"))
                     .and(attr("resource_attribute_types", "tier").is_null())),
             coalesce(vec![attr("attributes", "order").eq(lit("o-9")), lit(false)]),
+            attr("attributes", "http.route").eq(lit("/cart")),
+            attr("resource_attributes", "http.route").eq(lit("/cart")),
         ];
         assert_eq!(
             Pruning::from_filters(&filters).values,
             vec![
-                vec![("attributes", "u1".to_string())],
+                vec![("attributes", None, "u1".to_string())],
                 vec![
-                    ("attributes", "eu".to_string()),
-                    ("resource_attributes", "eu".to_string())
+                    ("attributes", None, "eu".to_string()),
+                    ("resource_attributes", None, "eu".to_string())
                 ],
                 vec![
-                    ("attributes", "gold".to_string()),
-                    ("resource_attributes", "gold".to_string())
+                    ("attributes", None, "gold".to_string()),
+                    ("resource_attributes", None, "gold".to_string())
                 ],
-                vec![("attributes", "o-9".to_string())],
+                vec![("attributes", None, "o-9".to_string())],
+                vec![("attributes", Some("attr_http_route"), "/cart".to_string())],
+                // Dedicated columns are for span attributes only.
+                vec![("resource_attributes", None, "/cart".to_string())],
             ]
         );
     }
@@ -860,7 +995,8 @@ mod tests {
             ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
         let mut batches = Vec::new();
         for batch in reader.build().unwrap() {
-            let batch = batch.unwrap();
+            // Whole spans (attributes merged back), with a stored `end_time` `skew` ns off.
+            let batch = spanlake_storage::parquet_file::to_span_batch(&batch.unwrap()).unwrap();
             let (start, duration) = (
                 batch.column_by_name(col::START_TIME).unwrap(),
                 batch.column_by_name(col::DURATION_NS).unwrap(),
@@ -874,9 +1010,11 @@ mod tests {
             let columns = span_schema()
                 .fields()
                 .iter()
-                .map(|f| match batch.column_by_name(f.name()) {
-                    Some(c) => Arc::clone(c),
-                    None => Arc::new(end.clone().with_timezone("UTC")) as arrow::array::ArrayRef,
+                .map(|f| match f.name().as_str() {
+                    col::END_TIME => {
+                        Arc::new(end.clone().with_timezone("UTC")) as arrow::array::ArrayRef
+                    }
+                    name => Arc::clone(batch.column_by_name(name).unwrap()),
                 })
                 .collect();
             batches.push(RecordBatch::try_new(span_schema(), columns).unwrap());
@@ -927,6 +1065,9 @@ mod tests {
             let mut b = SpanBatchBuilder::new();
             for n in part {
                 begin_shop_span(&mut b, n, n as i64 * 1_000, n as i64 * 10);
+                // A dedicated key: in the map of the version 1 file, in its column later.
+                let route = format!("/r{}", n % 2);
+                b.attributes().push("http.route", &AttrValue::Str(&route));
                 b.end_span();
             }
             b.finish().unwrap()
@@ -974,13 +1115,19 @@ mod tests {
             .unwrap();
         assert!(all.iter().all(|b| b.schema() == span_schema()));
 
-        // A version 2 file beside it, then both compacted into one (version 2).
+        // A current file beside it, then both compacted into one of the current version.
         store.append(&tenant, spans(50..100)).await.unwrap();
         store.flush().await.unwrap();
+        let route = "attributes['http.route'] = '/r1'";
+        assert_eq!(count_where(&engine, &tenant, route).await.0, 50);
         assert_eq!(store.compact().await.unwrap().files_out, 1);
+        assert_eq!(count_where(&engine, &tenant, route).await.0, 50);
         let files = store.snapshot(&tenant, &TimeRange::ALL, &[]).files;
         assert_eq!(files.len(), 1);
-        assert_eq!(files[0].meta.schema_version, 2);
+        assert_eq!(
+            files[0].meta.schema_version,
+            spanlake_storage::schema::SCHEMA_VERSION
+        );
         let expected: Vec<i64> = stored
             .iter()
             .copied()
@@ -990,6 +1137,138 @@ mod tests {
             ends("SELECT CAST(end_time AS BIGINT) FROM spans ORDER BY start_time").await,
             expected
         );
+    }
+
+    /// Spans with dedicated attributes (typed, repeated, missing, beside other keys) answer
+    /// the same from files, which keep those keys in columns of their own, as from memory:
+    /// projections of the map, lookups, filters on dedicated and other keys and on the whole
+    /// map. A search for a route opens only the file that has it, by the column's filter.
+    #[tokio::test]
+    async fn dedicated_attributes_answer_from_files_as_from_memory() {
+        let tenant = TenantId::default_tenant();
+        let part = |routes: &[&str], from: u64| {
+            let mut b = SpanBatchBuilder::new();
+            for (i, route) in routes.iter().enumerate() {
+                let n = from + i as u64;
+                begin_shop_span(&mut b, n, n as i64 * 1_000, 500);
+                let session = format!("s-{n}");
+                b.attributes().push("session.id", &AttrValue::Str(&session));
+                if !route.is_empty() {
+                    b.attributes().push("http.route", &AttrValue::Str(route));
+                }
+                if n.is_multiple_of(3) {
+                    b.attributes().push("server.port", &AttrValue::Int(8080));
+                }
+                if *route == "/twice" {
+                    b.attributes().push("http.route", &AttrValue::Str("/again"));
+                }
+                b.end_span();
+            }
+            b.finish().unwrap()
+        };
+        let parts = [
+            part(&["/a", "/a", "", "/twice"], 0),
+            part(&["/b", "", "/b"], 10),
+        ];
+        let queries = [
+            "SELECT span_id, attributes['http.route'], attributes['server.port'], \
+             attribute_types['server.port'], attributes['session.id'], cardinality(attributes), \
+             array_sort(map_keys(attributes)), array_sort(map_values(attributes)) \
+             FROM spans ORDER BY span_id",
+            "SELECT span_id FROM spans WHERE attributes['http.route'] = '/b' ORDER BY span_id",
+            "SELECT span_id FROM spans WHERE attributes['http.route'] IS NULL ORDER BY span_id",
+            "SELECT span_id FROM spans WHERE attributes['server.port'] = '8080' \
+             AND attributes['session.id'] <> 's-0' ORDER BY span_id",
+            "SELECT span_id FROM spans WHERE cardinality(attributes) = 3 ORDER BY span_id",
+            "SELECT attributes['http.route'] AS r, count(*) FROM spans GROUP BY r ORDER BY r",
+        ];
+        let answers = |engine: QueryEngine| {
+            let tenant = tenant.clone();
+            async move {
+                let mut out = Vec::new();
+                for sql in queries {
+                    let batches = engine.query(&tenant, sql, vec![]).await.unwrap();
+                    out.push(
+                        arrow::util::pretty::pretty_format_batches(&batches)
+                            .unwrap()
+                            .to_string(),
+                    );
+                }
+                (out, engine)
+            }
+        };
+
+        let memory_dir = tempfile::tempdir().unwrap();
+        let memory = store_flushed_by_hand(memory_dir.path()).await;
+        let files_dir = tempfile::tempdir().unwrap();
+        let files = store_flushed_by_hand(files_dir.path()).await;
+        for batch in &parts {
+            memory.append(&tenant, batch.clone()).await.unwrap();
+            files.append(&tenant, batch.clone()).await.unwrap();
+            files.flush().await.unwrap();
+        }
+        let (from_memory, _) =
+            answers(QueryEngine::new(memory, QueryLimits::default()).unwrap()).await;
+        let (from_files, engine) =
+            answers(QueryEngine::new(files.clone(), QueryLimits::default()).unwrap()).await;
+        assert_eq!(files.snapshot(&tenant, &TimeRange::ALL, &[]).files.len(), 2);
+        for (m, f) in from_memory.iter().zip(&from_files) {
+            assert_eq!(m, f);
+        }
+        assert!(from_files[0].contains("/twice"), "{}", from_files[0]);
+
+        // The route sits in its column in the file, out of the map.
+        let path = files.snapshot(&tenant, &TimeRange::ALL, &[]).files[0]
+            .meta
+            .path
+            .clone();
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(files_dir.path().join(&path)).unwrap(),
+            )
+            .unwrap();
+        let stored = reader.build().unwrap().next().unwrap().unwrap();
+        let routes = stored.column_by_name("attr_http_route").unwrap();
+        assert_eq!(
+            routes.null_count(),
+            2,
+            "a span without it, a span that repeats it"
+        );
+        let keys = stored
+            .column_by_name(col::ATTRIBUTES)
+            .unwrap()
+            .as_map()
+            .keys()
+            .clone();
+        let in_map = keys
+            .as_string::<i32>()
+            .iter()
+            .filter(|k| *k == Some("http.route"))
+            .count();
+        assert_eq!(in_map, 2, "only the repeated key stays in the map");
+
+        // A route of one file opens that file only; a repeated key's value is found in the map.
+        assert_eq!(
+            count_where(&engine, &tenant, "attributes['http.route'] = '/b'")
+                .await
+                .0,
+            2
+        );
+        assert_eq!(
+            count_where(&engine, &tenant, "attributes['http.route'] = '/b'")
+                .await
+                .1,
+            1
+        );
+        assert_eq!(
+            count_where(&engine, &tenant, "attributes['http.route'] = '/none'")
+                .await
+                .1,
+            0
+        );
+        let either = "attributes['http.route'] = '/twice' OR attributes['http.route'] = '/again'";
+        let twice = count_where(&engine, &tenant, either).await;
+        assert_eq!((twice.0, twice.1), (1, 1));
     }
 
     /// One file of 200 000 one-span traces in time order, so four row groups; one span holds

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod catalog;
+pub mod dedicated;
 pub mod parquet_file;
 pub mod schema;
 pub mod store;

@@ -3,11 +3,12 @@
 //! so one trace is found without reading the rest, bloom filters on attribute values so a rare
 //! value skips the row groups without it, and narrow `start_time` ranges per row group
 //! so a newest-first search reads only the newest row groups. Files hold the columns of
-//! [`file_schema`]: `end_time` is not stored, [`read`] computes it back.
+//! [`file_schema`]: `end_time` is not stored, and the dedicated attributes have columns of
+//! their own; [`read`] gives spans back whole.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StringArray};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{Int64Type, TimestampNanosecondType};
 use parquet::arrow::ArrowWriter;
@@ -17,7 +18,10 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, col, file_schema, span_schema};
+use crate::dedicated::{self, LEFT_IN_MAP_KEY};
+use crate::schema::{
+    DEDICATED_ATTRIBUTES, SCHEMA_VERSION, SCHEMA_VERSION_KEY, col, file_schema, span_schema,
+};
 use crate::{Error, Result};
 
 /// Rows per row group: small enough that a row group covers a narrow slice of time (and its
@@ -275,9 +279,15 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     // Map and list leaves (DataFusion cannot prune `attributes['k'] = 'v'` by them) and random
     // ids cost a comparison per value for nothing.
     props = props.set_statistics_enabled(EnabledStatistics::None);
+    // Dedicated attribute columns neither: filters reach them through `attributes['k']`,
+    // which the spans table checks against their bloom filters.
     for field in stored.fields() {
-        let random = [col::SPAN_ID, col::PARENT_SPAN_ID].contains(&field.name().as_str());
-        if !field.data_type().is_nested() && !random {
+        let name = field.name().as_str();
+        let random = [col::SPAN_ID, col::PARENT_SPAN_ID].contains(&name);
+        let dedicated = DEDICATED_ATTRIBUTES
+            .iter()
+            .any(|(_, column)| *column == name);
+        if !field.data_type().is_nested() && !random && !dedicated {
             props = props.set_column_statistics_enabled(
                 ColumnPath::from(field.name().as_str()),
                 EnabledStatistics::Page,
@@ -290,6 +300,20 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
         props = props
             .set_column_bloom_filter_enabled(path.clone(), true)
             .set_column_bloom_filter_max_ndv(path.clone(), entries.max(1))
+            .set_column_bloom_filter_fpp(path, ROW_GROUP_VALUE_FPP);
+    }
+    // At most one value per span: sized for the largest row group, folded to its contents.
+    let group_rows = layout
+        .groups
+        .iter()
+        .map(|g| g.len().min(ROW_GROUP_ROWS))
+        .max()
+        .unwrap_or(1);
+    for (_, column) in DEDICATED_ATTRIBUTES {
+        let path = ColumnPath::from(column);
+        props = props
+            .set_column_bloom_filter_enabled(path.clone(), true)
+            .set_column_bloom_filter_max_ndv(path.clone(), group_rows as u64)
             .set_column_bloom_filter_fpp(path, ROW_GROUP_VALUE_FPP);
     }
     let props = props
@@ -307,6 +331,8 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     let mut bytes = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut bytes, Arc::clone(&stored), Some(props))?;
     let inputs: Vec<&RecordBatch> = batches.iter().collect();
+    let attributes_idx = schema.index_of(col::ATTRIBUTES)?;
+    let mut left_in_map = 0;
     for group in &layout.groups {
         // Every column gathered once, one row group at a time: one extra copy of a row
         // group, not of the file.
@@ -317,11 +343,19 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
                 trace_filter.insert(ids.value(i));
             }
         }
+        let split = dedicated::split(sorted.column(attributes_idx).as_map())?;
+        left_in_map += split.left_in_map;
         let mut columns = sorted.columns().to_vec();
+        columns[attributes_idx] = Arc::new(split.attributes);
         columns.remove(end_idx);
+        columns.extend(split.columns);
         writer.write(&RecordBatch::try_new(Arc::clone(&stored), columns)?)?;
         writer.flush()?;
     }
+    writer.append_key_value_metadata(KeyValue::new(
+        LEFT_IN_MAP_KEY.to_string(),
+        left_in_map.to_string(),
+    ));
     writer.close()?;
 
     Ok(EncodedFile {
@@ -336,12 +370,13 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     })
 }
 
-/// A batch read from a span file, in [`span_schema`]: `end_time` is `start_time + duration_ns`
-/// (wrapping, as the SQL `+` the spans table computes it with), also for a version 1 file that
-/// stores it, so that compaction and queries agree. Spanlake always wrote `duration_ns` as
-/// `end - start` (saturated), so the two differ only for spans whose end lies more than 292
-/// years after their start.
-pub fn with_end_time(batch: &RecordBatch) -> Result<RecordBatch> {
+/// A batch read from a span file, in [`span_schema`]: the dedicated attribute columns merged
+/// back into `attributes` (a file without them, before version 3, has them all in the map),
+/// and `end_time` as `start_time + duration_ns` (wrapping, as the SQL `+` the spans table
+/// computes it with), also for a version 1 file that stores it, so that compaction and queries
+/// agree. Spanlake always wrote `duration_ns` as `end - start` (saturated), so the two differ
+/// only for spans whose end lies more than 292 years after their start.
+pub fn to_span_batch(batch: &RecordBatch) -> Result<RecordBatch> {
     let schema = span_schema();
     let column = |name: &str| {
         batch
@@ -361,6 +396,21 @@ pub fn with_end_time(batch: &RecordBatch) -> Result<RecordBatch> {
                     |start, duration| start.wrapping_add(duration),
                 )?;
                 Ok(Arc::new(ends.with_data_type(field.data_type().clone())) as ArrayRef)
+            }
+            col::ATTRIBUTES => {
+                let dedicated: Vec<ArrayRef> = DEDICATED_ATTRIBUTES
+                    .iter()
+                    .map(|(_, name)| {
+                        batch.column_by_name(name).cloned().unwrap_or_else(|| {
+                            arrow::array::new_null_array(
+                                &arrow::datatypes::DataType::Utf8,
+                                batch.num_rows(),
+                            )
+                        })
+                    })
+                    .collect();
+                let map: &MapArray = column(col::ATTRIBUTES)?.as_map();
+                Ok(Arc::new(dedicated::merge(map, &dedicated)?) as ArrayRef)
             }
             name => column(name).cloned(),
         })
@@ -383,7 +433,7 @@ pub async fn read(
     tokio::task::spawn_blocking(move || {
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?
             .build()?
-            .map(|batch| with_end_time(&batch?))
+            .map(|batch| to_span_batch(&batch?))
             .collect::<Result<Vec<_>>>()
     })
     .await
@@ -753,7 +803,7 @@ mod tests {
         // A version 1 batch, which stores it, gets the computation too (the two agree for
         // any file Spanlake wrote).
         let v1 = &batches[0];
-        assert_eq!(&with_end_time(v1).unwrap(), v1);
+        assert_eq!(&to_span_batch(v1).unwrap(), v1);
         let mut skewed = v1.columns().to_vec();
         let end_idx = v1.schema().index_of(col::END_TIME).unwrap();
         skewed[end_idx] = Arc::new(
@@ -764,7 +814,7 @@ mod tests {
             .unwrap(),
         );
         let skewed = RecordBatch::try_new(v1.schema(), skewed).unwrap();
-        assert_eq!(&with_end_time(&skewed).unwrap(), v1);
+        assert_eq!(&to_span_batch(&skewed).unwrap(), v1);
     }
 
     fn file_traces(batches: &[RecordBatch]) -> usize {

@@ -1,5 +1,6 @@
 //! The Arrow schema of stored spans: one row per span, the same in the WAL, in memory and in
-//! the `spans` table; Parquet files leave out `end_time` ([`file_schema`]). Column names and SQL types are a public contract (`spans` table, files read by
+//! the `spans` table; Parquet files leave out `end_time` and keep common span attributes in
+//! columns of their own ([`file_schema`]). Column names and SQL types are a public contract (`spans` table, files read by
 //! DuckDB/pyarrow); `docs/design/storage.md` explains the choices.
 
 use std::sync::{Arc, LazyLock};
@@ -7,9 +8,10 @@ use std::sync::{Arc, LazyLock};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 /// Version of the span schema, written into every Parquet file's key-value metadata and every
-/// catalog entry. Version 2 files do not store `end_time` (see [`file_schema`]); version 1
-/// files do, and read the same.
-pub const SCHEMA_VERSION: u32 = 2;
+/// catalog entry. Version 3 files keep the [`DEDICATED_ATTRIBUTES`] in columns of their own;
+/// version 2 files do not store `end_time` (see [`file_schema`]); version 1 files do. All
+/// read the same.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Key of the schema version in Parquet key-value metadata.
 pub const SCHEMA_VERSION_KEY: &str = "spanlake.schema_version";
@@ -41,6 +43,40 @@ pub mod col {
     pub const DROPPED_EVENTS_COUNT: &str = "dropped_events_count";
     pub const DROPPED_LINKS_COUNT: &str = "dropped_links_count";
 }
+
+/// Span attributes that files keep in a column of their own (key, column), out of the
+/// `attributes` map: the common keys of OpenTelemetry's HTTP, database, RPC and messaging
+/// conventions. Few distinct values each, so a column of one key's values takes a dictionary
+/// and compresses far better than the same values interleaved with every other key's in the
+/// map's value column (BENCHMARKS.md, "Dedicated attribute columns"). Readers merge them back
+/// into `attributes` (`crate::dedicated`). Appending a key is a new schema version; older files
+/// read the same, their column missing.
+pub const DEDICATED_ATTRIBUTES: [(&str, &str); 18] = [
+    ("http.request.method", "attr_http_request_method"),
+    (
+        "http.response.status_code",
+        "attr_http_response_status_code",
+    ),
+    ("http.route", "attr_http_route"),
+    ("url.scheme", "attr_url_scheme"),
+    ("url.path", "attr_url_path"),
+    ("server.address", "attr_server_address"),
+    ("server.port", "attr_server_port"),
+    ("user_agent.original", "attr_user_agent_original"),
+    ("error.type", "attr_error_type"),
+    ("db.system", "attr_db_system"),
+    ("db.system.name", "attr_db_system_name"),
+    ("db.operation.name", "attr_db_operation_name"),
+    ("db.query.text", "attr_db_query_text"),
+    ("rpc.system", "attr_rpc_system"),
+    ("rpc.service", "attr_rpc_service"),
+    ("rpc.method", "attr_rpc_method"),
+    ("messaging.system", "attr_messaging_system"),
+    (
+        "messaging.destination.name",
+        "attr_messaging_destination_name",
+    ),
+];
 
 /// The timestamp type of `start_time`, `end_time` and event times.
 pub fn timestamp_type() -> DataType {
@@ -131,18 +167,24 @@ pub fn span_schema() -> SchemaRef {
 }
 
 static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let fields = SCHEMA
+    let mut fields = SCHEMA
         .fields()
         .iter()
         .filter(|f| f.name() != col::END_TIME)
         .cloned()
         .collect::<Vec<_>>();
+    for (_, column) in DEDICATED_ATTRIBUTES {
+        fields.push(Arc::new(Field::new(column, DataType::Utf8, true)));
+    }
     Arc::new(Schema::new(fields))
 });
 
 /// The schema of Parquet span files: [`span_schema`] without `end_time`, which is always
-/// `start_time + duration_ns` and would cost ~4 bytes per span on disk. Readers compute it
-/// (the `spans` table in its scan, compaction in `parquet_file::read`).
+/// `start_time + duration_ns` and would cost ~4 bytes per span on disk, and with the
+/// [`DEDICATED_ATTRIBUTES`] columns after the others (null where a span does not have the
+/// key; the key is then absent from, or repeated in, `attributes`). Readers compute
+/// `end_time` and merge the columns back (the `spans` table in its scan, compaction in
+/// `parquet_file::read`).
 pub fn file_schema() -> SchemaRef {
     Arc::clone(&FILE_SCHEMA)
 }

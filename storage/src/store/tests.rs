@@ -173,7 +173,7 @@ async fn trace_id_and_time_range_choose_the_files() {
         .iter()
         .find(|kv| kv.key == crate::schema::SCHEMA_VERSION_KEY)
         .and_then(|kv| kv.value.clone());
-    assert_eq!(version.as_deref(), Some("2"));
+    assert_eq!(version, Some(crate::schema::SCHEMA_VERSION.to_string()));
     assert_eq!(meta.num_rows(), 20);
 }
 
