@@ -526,6 +526,19 @@ fn over_stored_columns(filter: &Expr) -> Result<Expr> {
                 let stored = column(key.unwrap_or_default());
                 replaced(coalesce(vec![stored, Expr::ScalarFunction(f)]))
             }
+            // Another key's lookup reads the stored map as it is: no merge needed.
+            Expr::ScalarFunction(f)
+                if f.name() == "get_field"
+                    && f.args.len() == 2
+                    && column_name(&f.args[0]) == Some(col::ATTRIBUTES)
+                    && text_literal(&f.args[1]).is_some() =>
+            {
+                Ok(Transformed::new(
+                    Expr::ScalarFunction(f),
+                    false,
+                    TreeNodeRecursion::Jump,
+                ))
+            }
             Expr::Column(c) if c.name == col::ATTRIBUTES => replaced(merged_attributes()),
             e => Ok(Transformed::no(e)),
         })

@@ -203,7 +203,7 @@ pub fn merge(map: &MapArray, columns: &[ArrayRef]) -> Result<MapArray> {
                 column.len()
             )));
         }
-        if column.null_count() == rows {
+        if column.logical_null_count() == rows {
             continue;
         }
         let column = match column.data_type() {

@@ -182,7 +182,8 @@ static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// The schema of Parquet span files: [`span_schema`] without `end_time`, which is always
 /// `start_time + duration_ns` and would cost ~4 bytes per span on disk, and with the
 /// [`DEDICATED_ATTRIBUTES`] columns after the others (null where a span does not have the
-/// key; the key is then absent from, or repeated in, `attributes`). Readers compute
+/// key; the key is then absent from `attributes`, repeated in it, or there once without a
+/// value). Readers compute
 /// `end_time` and merge the columns back (the `spans` table in its scan, compaction in
 /// `parquet_file::read`).
 pub fn file_schema() -> SchemaRef {
