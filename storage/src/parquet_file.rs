@@ -27,8 +27,12 @@ use crate::{Error, Result};
 /// Rows per row group: small enough that a row group covers a narrow slice of time (and its
 /// bloom filter few traces), large enough to keep per-group overhead low.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
-/// False-positive rate of the per-file trace id filter kept in the catalog.
-const TRACE_FILTER_FPP: f64 = 0.01;
+/// False-positive rate of the per-file trace id filter kept in the catalog. A trace lookup
+/// without a time range checks every live file's filter: at 1% a store of 100 files opened
+/// two at the median (one by mistake). At 0.1%, rounded up to a power of two, a filter of
+/// 100 000 traces takes 21 bits per trace (256 KiB: 2.6 bytes per trace in memory, 3.5 in
+/// the catalog's base64) and lets through about one id in 3 000 (BENCHMARKS.md).
+const TRACE_FILTER_FPP: f64 = 0.001;
 /// False-positive rate of each row group's `trace_id` bloom filter. A structural TraceQL
 /// search checks a chunk of 2 000 candidate ids against every row group: at Parquet's
 /// default 0.05 nearly every row group passes (1 - 0.95^2000). At 1e-5, rounded up to a
