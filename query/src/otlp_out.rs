@@ -205,7 +205,7 @@ fn string_value(s: &str) -> AnyValue {
 
 /// Stored ids are lowercase hex; anything else becomes an empty id.
 fn id_bytes(hex_id: &str) -> Vec<u8> {
-    hex::decode(hex_id).unwrap_or_default()
+    const_hex::decode(hex_id).unwrap_or_default()
 }
 
 fn unix_nano(ns: i64) -> u64 {
@@ -281,7 +281,7 @@ mod tests {
                 let ids: Vec<String> = scope
                     .spans
                     .iter()
-                    .map(|s| hex::encode(&s.span_id))
+                    .map(|s| const_hex::encode(&s.span_id))
                     .collect();
                 grouped.push_str(&format!(
                     "  {}: {}\n",

@@ -123,9 +123,8 @@ impl AttrValue<'_> {
     fn write_text(&self, out: &mut String) -> bool {
         match self {
             Self::Str(s) => out.push_str(s),
-            Self::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            // itoa rather than `write!`: no formatter machinery per value (BENCHMARKS.md).
+            Self::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
             Self::Double(d) => {
                 let _ = write!(out, "{d}");
             }
@@ -515,7 +514,7 @@ pub struct SpanBatchBuilder {
 fn append_hex(builder: &mut StringBuilder, bytes: &[u8]) {
     let mut buf = [0u8; 64];
     let out = &mut buf[..bytes.len().min(32) * 2];
-    hex::encode_to_slice(&bytes[..out.len() / 2], out).expect("output sized to input");
+    const_hex::encode_to_slice(&bytes[..out.len() / 2], out).expect("output sized to input");
     builder.append_value(std::str::from_utf8(out).expect("hex is ascii"));
 }
 

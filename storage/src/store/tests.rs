@@ -142,11 +142,11 @@ async fn trace_id_and_time_range_choose_the_files() {
     }
     let all = store.snapshot(&tenant(), &TimeRange::ALL, &[]);
     assert_eq!(all.files.len(), 8);
-    let wanted = hex::encode([5u8; 16]);
+    let wanted = const_hex::encode([5u8; 16]);
     let one = store.snapshot(&tenant(), &TimeRange::ALL, std::slice::from_ref(&wanted));
     assert_eq!(one.files.len(), 1);
     assert!(one.files[0].may_contain_trace(&wanted));
-    let absent = hex::encode([9u8; 16]);
+    let absent = const_hex::encode([9u8; 16]);
     assert!(
         store
             .snapshot(&tenant(), &TimeRange::ALL, &[absent])
