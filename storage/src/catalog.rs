@@ -211,7 +211,10 @@ mod tests {
 
     #[test]
     fn loaded_entry_answers_from_the_decoded_filter_alone() {
-        let ids = ["0af7651916cd43dd8448eb211c80319c", "4bf92f3577b34da6a3ce929d0e0e4736"];
+        let ids = [
+            "0af7651916cd43dd8448eb211c80319c",
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+        ];
         let mut filter = Sbbf::new_with_ndv_fpp(ids.len() as u64, 0.001).unwrap();
         for id in ids {
             filter.insert(id);
@@ -234,7 +237,10 @@ mod tests {
             trace_filter: encode_filter(&filter).unwrap(),
         };
         let file = CatalogFile::new(meta).unwrap();
-        assert!(file.meta.trace_filter.is_empty(), "base64 text kept in memory");
+        assert!(
+            file.meta.trace_filter.is_empty(),
+            "base64 text kept in memory"
+        );
         for id in ids {
             assert!(file.may_contain_trace(id), "{id}");
         }
