@@ -203,7 +203,7 @@ fn string_value(s: &str) -> AnyValue {
     }
 }
 
-/// Stored ids are lowercase hex; anything else becomes an empty id.
+/// Stored ids are lowercase hex; text that does not decode as hex becomes an empty id.
 fn id_bytes(hex_id: &str) -> Vec<u8> {
     const_hex::decode(hex_id).unwrap_or_default()
 }
