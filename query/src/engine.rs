@@ -1,6 +1,9 @@
 //! Running SQL over spans: a DataFusion session per query with the tenant's `spans` table,
-//! read-only, with a memory limit, a timeout and a row cap.
+//! read-only, with a memory limit, a timeout and a row cap. Every query is admitted
+//! ([`crate::admission`]) and runs on the query threads ([`crate::executor`]), never on the
+//! caller's runtime.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,11 +13,16 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::physical_plan::joins::{CrossJoinExec, NestedLoopJoinExec};
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use spanlake_storage::{SegmentSource, Snapshot, TenantId, TimeRange};
 
+use crate::admission::{self, Admission, AdmissionLimits};
+use crate::cancel::{Cancel, CancelOnDrop, cancellable};
+use crate::executor::{self, QueryExecutor};
 use crate::functions::{ServiceGraph, TraceTree};
 use crate::table::{STORE_URL, ScanStats, SpansTable};
 use crate::traces::Traces;
@@ -26,6 +34,12 @@ pub struct QueryLimits {
     pub timeout: Duration,
     pub memory_bytes: usize,
     pub max_rows: usize,
+    /// Most row pairs a join without equal columns (a nested-loop or cross join) may compare,
+    /// judged from its inputs' sizes before it runs.
+    pub max_join_pairs: u64,
+    /// Threads that run queries, apart from the ones that take writes.
+    pub threads: usize,
+    pub admission: AdmissionLimits,
 }
 
 impl Default for QueryLimits {
@@ -34,6 +48,9 @@ impl Default for QueryLimits {
             timeout: Duration::from_secs(30),
             memory_bytes: 1 << 30,
             max_rows: 100_000,
+            max_join_pairs: 10_000_000_000,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            admission: AdmissionLimits::default(),
         }
     }
 }
@@ -53,18 +70,24 @@ pub struct QueryOutput {
 }
 
 /// Runs queries for any tenant over one store. Cloning is cheap and shares the store, the
-/// object store registry and the Parquet metadata cache.
+/// object store registry, the Parquet metadata cache, the query threads and the admission
+/// limits.
 #[derive(Clone)]
 pub struct QueryEngine {
     source: Arc<dyn SegmentSource>,
     runtime: Arc<RuntimeEnv>,
     limits: QueryLimits,
+    executor: QueryExecutor,
+    admission: Arc<Admission>,
+    /// Set when the server stops: every query's own flag is its child.
+    stopping: Cancel,
 }
 
 impl std::fmt::Debug for QueryEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryEngine")
             .field("limits", &self.limits)
+            .field("executor", &self.executor)
             .finish()
     }
 }
@@ -78,7 +101,46 @@ impl QueryEngine {
             source,
             runtime: Arc::new(runtime),
             limits,
+            executor: QueryExecutor::new(limits.threads)?,
+            admission: Arc::new(Admission::new(limits.admission)),
+            stopping: Cancel::default(),
         })
+    }
+
+    /// Cancels the queries running and refuses new ones (a stopping server).
+    pub fn shutdown(&self) {
+        self.stopping.cancel();
+        self.executor.shutdown();
+    }
+
+    /// The threads queries run on.
+    pub fn executor(&self) -> &QueryExecutor {
+        &self.executor
+    }
+
+    /// Runs `work`, one query, for `tenant`: admitted, on the query threads, within the time
+    /// limit, counted by outcome. A query started by a query (a table function's) runs inline,
+    /// already admitted and timed.
+    async fn limited<T, F>(&self, tenant: &TenantId, work: impl FnOnce(Cancel) -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        if executor::in_query() {
+            return work(self.stopping.child()).await;
+        }
+        let _turn = self.admission.admit(tenant).await?;
+        let outcome = Outcome::default();
+        let cancel = CancelOnDrop(self.stopping.child());
+        let timeout = self.limits.timeout;
+        let result =
+            match tokio::time::timeout(timeout, self.executor.run(work(cancel.0.clone()))).await {
+                Ok(Err(_)) if self.executor.is_stopped() => Err(Error::ShuttingDown),
+                Ok(result) => result,
+                Err(_) => Err(Error::Timeout(timeout)),
+            };
+        outcome.record(&result);
+        result
     }
 
     pub fn limits(&self) -> QueryLimits {
@@ -135,11 +197,25 @@ impl QueryEngine {
         Ok((ctx, stats))
     }
 
-    /// Plans `sql` for `tenant`, refusing anything but a read-only query.
-    pub async fn plan(
+    /// The result schema of `sql` for `tenant`, planning it within the limits: refuses
+    /// anything but a read-only query, and plans that cannot finish.
+    pub async fn schema(&self, tenant: &TenantId, sql: &str) -> Result<SchemaRef> {
+        let (engine, owned_tenant, sql) = (self.clone(), tenant.clone(), sql.to_owned());
+        self.limited(tenant, |cancel| async move {
+            let (_, plan, _) = engine.plan_now(&owned_tenant, &sql, &cancel).await?;
+            Ok(plan.schema())
+        })
+        .await
+    }
+
+    /// Plans `sql` for `tenant`, refusing anything but a read-only query and plans that
+    /// cannot finish; the plan's joins stop once `cancel` is set.
+
+    async fn plan_now(
         &self,
         tenant: &TenantId,
         sql: &str,
+        cancel: &Cancel,
     ) -> Result<(SessionContext, Arc<dyn ExecutionPlan>, Arc<ScanStats>)> {
         let (ctx, stats) = self.context_with_stats(tenant)?;
         let state = ctx.state();
@@ -157,15 +233,24 @@ impl QueryEngine {
             .create_physical_plan(&logical)
             .await
             .map_err(Error::from_planning)?;
-        Ok((ctx, physical, stats))
+        refuse_unfinishable_joins(&physical, self.limits.max_join_pairs)?;
+        Ok((ctx, cancellable(physical, cancel)?, stats))
     }
 
     /// Runs `sql` for `tenant` within the limits.
     pub async fn sql(&self, tenant: &TenantId, sql: &str) -> Result<QueryOutput> {
+        let (engine, owned_tenant, sql) = (self.clone(), tenant.clone(), sql.to_owned());
+        self.limited(tenant, |cancel| async move {
+            engine.sql_now(&owned_tenant, &sql, &cancel).await
+        })
+        .await
+    }
+
+    async fn sql_now(&self, tenant: &TenantId, sql: &str, cancel: &Cancel) -> Result<QueryOutput> {
         let started = Instant::now();
         let limits = self.limits;
         let run = async {
-            let (ctx, plan, stats) = self.plan(tenant, sql).await?;
+            let (ctx, plan, stats) = self.plan_now(tenant, sql, cancel).await?;
             let schema = plan.schema();
             let mut stream = execute_stream(Arc::clone(&plan), ctx.task_ctx())?;
             let mut batches = Vec::new();
@@ -197,10 +282,7 @@ impl QueryEngine {
                 files_read: stats.files.load(relaxed),
             })
         };
-        match tokio::time::timeout(limits.timeout, run).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout(limits.timeout)),
-        }
+        run.await
     }
 }
 
@@ -223,6 +305,20 @@ impl QueryEngine {
         sql: &str,
         params: Vec<ScalarValue>,
     ) -> Result<QueryOutput> {
+        let (engine, owned_tenant, sql) = (self.clone(), tenant.clone(), sql.to_owned());
+        self.limited(tenant, |cancel| async move {
+            engine.query_now(&owned_tenant, &sql, params, &cancel).await
+        })
+        .await
+    }
+
+    async fn query_now(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        params: Vec<ScalarValue>,
+        cancel: &Cancel,
+    ) -> Result<QueryOutput> {
         let started = Instant::now();
         let run = async {
             let (ctx, stats) = self.context_with_stats(tenant)?;
@@ -238,6 +334,8 @@ impl QueryEngine {
                 .create_physical_plan()
                 .await
                 .map_err(Error::from_planning)?;
+            refuse_unfinishable_joins(&plan, self.limits.max_join_pairs)?;
+            let plan = cancellable(plan, cancel)?;
             let schema = plan.schema();
             let batches =
                 datafusion::physical_plan::collect(Arc::clone(&plan), ctx.task_ctx()).await?;
@@ -255,10 +353,94 @@ impl QueryEngine {
                 files_read: stats.files.load(relaxed),
             })
         };
-        match tokio::time::timeout(self.limits.timeout, run).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout(self.limits.timeout)),
+        run.await
+    }
+}
+
+/// Counts a query by how it ended; one dropped before it ended (its client went away) counts
+/// as cancelled.
+#[derive(Default)]
+struct Outcome {
+    recorded: bool,
+}
+
+impl Outcome {
+    fn record<T>(mut self, result: &Result<T>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(Error::Timeout(_)) => "timeout",
+            Err(Error::ResourcesExhausted(_)) => "memory",
+            Err(Error::TooLarge(_)) => "too_large",
+            Err(Error::ShuttingDown) => "cancelled",
+            Err(Error::Busy { .. }) => "refused",
+            Err(_) => "error",
+        };
+        metrics::counter!(admission::QUERIES, "outcome" => outcome).increment(1);
+        self.recorded = true;
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if !self.recorded {
+            metrics::counter!(admission::QUERIES, "outcome" => "cancelled").increment(1);
         }
+    }
+}
+
+/// Refuses a plan with a join that compares rows pair by pair (no equal columns to hash on)
+/// over inputs whose sizes multiply past `max_pairs`: it would run until a limit stops it.
+fn refuse_unfinishable_joins(plan: &Arc<dyn ExecutionPlan>, max_pairs: u64) -> Result<()> {
+    check_joins(&StatisticsContext::new(), plan, max_pairs)
+}
+
+fn check_joins(
+    stats: &StatisticsContext,
+    plan: &Arc<dyn ExecutionPlan>,
+    max_pairs: u64,
+) -> Result<()> {
+    if let Some((left, right)) = pairwise_join_inputs(plan)
+        && let (Some(l), Some(r)) = (row_bound(stats, left), row_bound(stats, right))
+    {
+        let pairs = l.saturating_mul(r);
+        if pairs > u128::from(max_pairs) {
+            return Err(Error::TooLarge(format!(
+                "a join without equal columns would compare {l} x {r} = {pairs} row pairs, \
+                 more than the limit of {max_pairs} (--query-max-join-pairs); join on equal \
+                 columns (e.g. a.trace_id = b.trace_id) or narrow its inputs"
+            )));
+        }
+    }
+    plan.children()
+        .into_iter()
+        .try_for_each(|child| check_joins(stats, child, max_pairs))
+}
+
+fn pairwise_join_inputs(
+    plan: &Arc<dyn ExecutionPlan>,
+) -> Option<(&Arc<dyn ExecutionPlan>, &Arc<dyn ExecutionPlan>)> {
+    if let Some(join) = plan.downcast_ref::<NestedLoopJoinExec>() {
+        return Some((join.left(), join.right()));
+    }
+    plan.downcast_ref::<CrossJoinExec>()
+        .map(|join| (join.left(), join.right()))
+}
+
+/// At most how many rows `plan` yields: its statistics' estimate where it has one, the product
+/// of a pairwise join's inputs, or what its one input yields (filters and projections yield no
+/// more than they read).
+fn row_bound(stats: &StatisticsContext, plan: &Arc<dyn ExecutionPlan>) -> Option<u128> {
+    if let Some((left, right)) = pairwise_join_inputs(plan) {
+        return Some(row_bound(stats, left)?.saturating_mul(row_bound(stats, right)?));
+    }
+    let estimated = stats
+        .compute(plan.as_ref(), &StatisticsArgs::new())
+        .ok()
+        .and_then(|s| s.num_rows.get_value().map(|&n| n as u128));
+    match (estimated, plan.children().as_slice()) {
+        (Some(n), _) => Some(n),
+        (None, [only]) => row_bound(stats, only),
+        _ => None,
     }
 }
 

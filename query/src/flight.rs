@@ -74,12 +74,7 @@ impl FlightSql {
     /// The result schema of `statement`, planning it (within the query timeout) to refuse
     /// anything but a read-only query.
     async fn plan_schema(&self, statement: &Statement) -> Result<SchemaRef> {
-        let timeout = self.engine.limits().timeout;
-        let plan = self.engine.plan(&statement.tenant, &statement.sql);
-        match tokio::time::timeout(timeout, plan).await {
-            Ok(planned) => Ok(planned?.1.schema()),
-            Err(_) => Err(Error::Timeout(timeout)),
-        }
+        self.engine.schema(&statement.tenant, &statement.sql).await
     }
 
     /// A `FlightInfo` whose one endpoint's ticket runs `statement` on this server.
@@ -484,12 +479,15 @@ impl From<Error> for Status {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         match e {
-            Error::Plan(_) | Error::NotReadOnly(_) | Error::BadRequest(_) => {
+            Error::Plan(_) | Error::NotReadOnly(_) | Error::BadRequest(_) | Error::TooLarge(_) => {
                 Status::invalid_argument(message)
             }
             Error::NotFound(_) => Status::not_found(message),
             Error::Timeout(_) => Status::deadline_exceeded(message),
-            Error::ResourcesExhausted(_) => Status::resource_exhausted(message),
+            Error::ResourcesExhausted(_) | Error::Busy { .. } => {
+                Status::resource_exhausted(message)
+            }
+            Error::ShuttingDown => Status::unavailable(message),
             Error::Execution(_) | Error::Internal(_) => {
                 tracing::error!(%message, "flight sql query failed");
                 Status::internal(message)

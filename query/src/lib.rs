@@ -5,9 +5,12 @@
 //! exposed as the `spans` table ([`table::SpansTable`]). [`engine::QueryEngine`] runs read-only
 //! SQL over it within time, memory and row limits; [`api`] serves it over HTTP.
 
+pub mod admission;
 pub mod api;
 pub mod assemble;
+pub mod cancel;
 pub mod engine;
+pub mod executor;
 pub mod flight;
 pub mod functions;
 pub mod jaeger;
@@ -22,6 +25,7 @@ use std::time::Duration;
 
 use datafusion::error::DataFusionError;
 
+pub use admission::AdmissionLimits;
 pub use engine::{QueryEngine, QueryLimits, QueryOutput};
 
 /// Errors of the query crate.
@@ -37,6 +41,17 @@ pub enum Error {
     Timeout(Duration),
     #[error("query exceeded its memory limit: {0}")]
     ResourcesExhausted(String),
+    /// Refused before running: the plan could not finish within the limits.
+    #[error("query refused: {0}")]
+    TooLarge(String),
+    /// No turn to run: too many queries running and waiting.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after: Duration,
+    },
+    #[error("the server is shutting down: query cancelled")]
+    ShuttingDown,
     #[error("invalid request: {0}")]
     BadRequest(String),
     #[error("{0}")]

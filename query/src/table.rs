@@ -20,6 +20,7 @@ use arrow::datatypes::{DataType, Field, FieldRef};
 use arrow::datatypes::{SchemaRef, TimestampNanosecondType};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ScalarValue, internal_datafusion_err};
 use datafusion::datasource::TableProvider;
@@ -553,6 +554,7 @@ impl SpansTable {
         &self,
         state: &dyn Session,
         groups: Vec<FileGroup>,
+        rows: u64,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -596,6 +598,12 @@ impl SpansTable {
                 .with_file_groups(groups)
                 .with_projection_indices(Some(read.clone()))?
                 .with_limit(limit)
+                // The catalog's row counts, before pruning: what the planner sizes joins by,
+                // and what refuses joins that cannot finish (engine.rs).
+                .with_statistics(
+                    datafusion::common::Statistics::new_unknown(&stored)
+                        .with_num_rows(Precision::Inexact(rows as usize)),
+                )
                 .build();
         let format = ParquetFormat::new().with_options(state.table_options().parquet.clone());
         let scan = format.create_physical_plan(state, config).await?;
@@ -677,6 +685,7 @@ impl TableProvider for SpansTable {
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
 
         let relaxed = Ordering::Relaxed;
+        let file_rows: u64 = snapshot.files.iter().map(|file| file.meta.rows).sum();
         let mut files: Vec<PartitionedFile> = snapshot
             .files
             .iter()
@@ -732,7 +741,7 @@ impl TableProvider for SpansTable {
                 .map(FileGroup::new)
                 .collect();
             inputs.push(
-                self.file_scan(state, groups, projection, filters, limit)
+                self.file_scan(state, groups, file_rows, projection, filters, limit)
                     .await?,
             );
         }

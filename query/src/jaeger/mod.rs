@@ -72,14 +72,8 @@ async fn load(
 
 /// The HTTP status of an error, logging the ones that are our fault.
 fn status_of(error: &Error) -> StatusCode {
-    let status = match error {
-        Error::Plan(_) | Error::NotReadOnly(_) | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        Error::ResourcesExhausted(_) => StatusCode::INSUFFICIENT_STORAGE,
-        Error::Execution(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    if status.is_server_error() {
+    let status = error.status();
+    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
         tracing::error!(message = %error, "jaeger query failed");
     }
     status

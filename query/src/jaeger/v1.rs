@@ -63,6 +63,7 @@ pub struct StructuredError {
 pub struct V1Error {
     status: StatusCode,
     msg: String,
+    headers: HeaderMap,
 }
 
 impl From<Error> for V1Error {
@@ -70,6 +71,7 @@ impl From<Error> for V1Error {
         Self {
             status: status_of(&error),
             msg: error.to_string(),
+            headers: error.headers(),
         }
     }
 }
@@ -79,6 +81,7 @@ impl V1Error {
         Self {
             status: StatusCode::NOT_FOUND,
             msg: "trace not found".to_owned(),
+            headers: HeaderMap::new(),
         }
     }
 }
@@ -91,7 +94,7 @@ impl IntoResponse for V1Error {
             msg: self.msg,
             trace_id: None,
         }]);
-        (self.status, Json(body)).into_response()
+        (self.status, self.headers, Json(body)).into_response()
     }
 }
 

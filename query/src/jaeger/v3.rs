@@ -25,6 +25,7 @@ type Params = Query<Vec<(String, String)>>;
 pub struct V3Error {
     status: StatusCode,
     message: String,
+    headers: HeaderMap,
 }
 
 impl From<Error> for V3Error {
@@ -32,6 +33,7 @@ impl From<Error> for V3Error {
         Self {
             status: status_of(&error),
             message: error.to_string(),
+            headers: error.headers(),
         }
     }
 }
@@ -41,6 +43,7 @@ impl V3Error {
         Self {
             status: StatusCode::NOT_FOUND,
             message: message.to_owned(),
+            headers: HeaderMap::new(),
         }
     }
 }
@@ -50,7 +53,7 @@ impl IntoResponse for V3Error {
         let body = serde_json::json!({
             "error": {"httpCode": self.status.as_u16(), "message": self.message}
         });
-        (self.status, Json(body)).into_response()
+        (self.status, self.headers, Json(body)).into_response()
     }
 }
 

@@ -96,10 +96,10 @@ impl From<Error> for TempoError {
 
 impl IntoResponse for TempoError {
     fn into_response(self) -> Response {
-        let message = self.0.to_string();
+        let (message, headers) = (self.0.to_string(), self.0.headers());
         // The shared mapping chooses the status and logs server errors.
         let status = self.0.into_response().status();
-        (status, message).into_response()
+        (status, headers, message).into_response()
     }
 }
 
