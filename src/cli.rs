@@ -159,6 +159,34 @@ pub struct ServeArgs {
     /// Most rows one query returns; longer results are cut and marked truncated.
     #[arg(long, env = "SPANLAKE_QUERY_MAX_ROWS", default_value_t = 100_000)]
     pub query_max_rows: usize,
+    /// Most row pairs a join without equal columns (nested-loop or cross join) may compare,
+    /// judged from its inputs' sizes; a larger one is refused before it runs.
+    #[arg(
+        long,
+        env = "SPANLAKE_QUERY_MAX_JOIN_PAIRS",
+        default_value_t = 10_000_000_000
+    )]
+    pub query_max_join_pairs: u64,
+    /// Threads that run queries, apart from the ones that take OTLP and answer health checks
+    /// (at a lower scheduling priority); by default one per core.
+    #[arg(long, env = "SPANLAKE_QUERY_THREADS")]
+    pub query_threads: Option<usize>,
+    /// Queries running at once, all tenants together (every API, the explorer and Flight SQL).
+    #[arg(long, env = "SPANLAKE_QUERY_MAX_RUNNING", default_value_t = 8)]
+    pub query_max_running: usize,
+    /// Queries of one tenant running at once.
+    #[arg(
+        long,
+        env = "SPANLAKE_QUERY_MAX_RUNNING_PER_TENANT",
+        default_value_t = 8
+    )]
+    pub query_max_running_per_tenant: usize,
+    /// Queries waiting for a turn; past this a query is refused at once (429, Retry-After).
+    #[arg(long, env = "SPANLAKE_QUERY_MAX_QUEUED", default_value_t = 64)]
+    pub query_max_queued: usize,
+    /// How long a query waits for a turn before it is refused (429, Retry-After).
+    #[arg(long, env = "SPANLAKE_QUERY_QUEUE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub query_queue_timeout: Duration,
     /// How long a graceful stop waits for requests in flight.
     #[arg(long, env = "SPANLAKE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,

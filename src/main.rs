@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         match cli.command {
             cli::Command::Serve(args) => serve::run(*args).await,
             cli::Command::Sql(args) => cli::sql(args).await,
@@ -33,5 +33,9 @@ fn main() -> anyhow::Result<()> {
             cli::Command::Bench(cli::BenchCommand::Lookup(args)) => bench::lookup(args).await,
             cli::Command::Loadgen(args) => loadgen::run(*args).await,
         }
-    })
+    });
+    // Everything acknowledged is flushed by now; a task stuck in a long poll (a cancelled
+    // query's) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use spanlake_collector::http::HttpLimits;
 use spanlake_collector::{Receiver, ReceiverLimits};
-use spanlake_query::{QueryEngine, QueryLimits};
+use spanlake_query::{AdmissionLimits, QueryEngine, QueryLimits};
 use spanlake_storage::{SegmentSource, SpanSink, Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -158,9 +158,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             timeout: args.query_timeout,
             memory_bytes: args.query_memory_bytes,
             max_rows: args.query_max_rows,
+            max_join_pairs: args.query_max_join_pairs,
+            threads: args.query_threads.unwrap_or(QueryLimits::default().threads),
+            admission: AdmissionLimits {
+                max_running: args.query_max_running,
+                max_running_per_tenant: args.query_max_running_per_tenant,
+                max_queued: args.query_max_queued,
+                queue_timeout: args.query_queue_timeout,
+            },
         },
     )?);
     telemetry.watch_store(store.clone());
+    telemetry.watch_engine(QueryEngine::clone(&engine));
     let _ = app.set(guarded(
         spanlake_query::api::router(Arc::clone(&engine))
             .merge(spanlake_ui::server::router(
@@ -228,6 +237,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("stopping: no new requests; draining requests in flight");
     health.ready.store(false, Ordering::SeqCst);
     let _ = stop_tx.send(true);
+    // Queries are cancelled, not waited for: a runaway one would hold up the stop.
+    engine.shutdown();
     let drain = async {
         let _ = grpc_server.await;
         let _ = otlp_http_server.await;

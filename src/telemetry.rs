@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use spanlake_query::QueryEngine;
 use spanlake_storage::Store;
 
 /// Histogram buckets of latencies, in seconds: 100 µs to 1 min.
@@ -27,6 +28,7 @@ const SECONDS: [f64; 16] = [
 pub struct Telemetry {
     handle: PrometheusHandle,
     store: Arc<OnceLock<Store>>,
+    engine: Arc<OnceLock<QueryEngine>>,
 }
 
 impl Telemetry {
@@ -39,12 +41,18 @@ impl Telemetry {
         Ok(Self {
             handle,
             store: Arc::new(OnceLock::new()),
+            engine: Arc::new(OnceLock::new()),
         })
     }
 
     /// The store to report sizes of, once it is open.
     pub fn watch_store(&self, store: Store) {
         let _ = self.store.set(store);
+    }
+
+    /// The query engine whose threads to report on.
+    pub fn watch_engine(&self, engine: QueryEngine) {
+        let _ = self.engine.set(engine);
     }
 }
 
@@ -137,6 +145,23 @@ fn describe() {
     );
     describe_gauge!("spanlake_storage_files", "Parquet files in the catalog");
     describe_gauge!(
+        spanlake_query::admission::RUNNING,
+        "Queries running (every API, the explorer and Flight SQL)"
+    );
+    describe_gauge!(
+        spanlake_query::admission::QUEUED,
+        "Queries waiting for a turn to run"
+    );
+    describe_counter!(
+        spanlake_query::admission::QUERIES,
+        "Queries by outcome: ok, error, refused (too many queries), too_large (refused at \
+         planning), timeout, memory, cancelled (client gone or server stopping)"
+    );
+    describe_gauge!(
+        "spanlake_query_tasks",
+        "Tasks alive on the query threads: running queries' and the work their plans spawned"
+    );
+    describe_gauge!(
         "spanlake_storage_bytes",
         Unit::Bytes,
         "Bytes of the Parquet files in the catalog"
@@ -164,6 +189,9 @@ pub async fn render(State(telemetry): State<Telemetry>) -> impl IntoResponse {
         metrics::gauge!("spanlake_storage_files").set(files as f64);
         metrics::gauge!("spanlake_storage_bytes").set(bytes as f64);
         metrics::gauge!("spanlake_buffered_bytes").set(store.buffered_bytes() as f64);
+    }
+    if let Some(engine) = telemetry.engine.get() {
+        metrics::gauge!("spanlake_query_tasks").set(engine.executor().alive_tasks() as f64);
     }
     if let Some(rss) = resident_bytes() {
         metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
