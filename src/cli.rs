@@ -168,7 +168,8 @@ pub struct ServeArgs {
     )]
     pub query_max_join_pairs: u64,
     /// Threads that run queries, apart from the ones that take OTLP and answer health checks
-    /// (at a lower scheduling priority); by default one per core.
+    /// (at a lower scheduling priority); by default two per `--query-max-running`, at least
+    /// one per core, so a query stuck in a long step of an operator leaves threads to the rest.
     #[arg(long, env = "SPANLAKE_QUERY_THREADS")]
     pub query_threads: Option<usize>,
     /// Queries running at once, all tenants together (every API, the explorer and Flight SQL).

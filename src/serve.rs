@@ -152,6 +152,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(data_dir = %args.data_dir.display(), node = store.node_id(), "store open");
 
     let source: Arc<dyn SegmentSource> = Arc::new(store.clone());
+    let query_timeout = args.query_timeout;
     let engine = Arc::new(QueryEngine::new(
         source,
         QueryLimits {
@@ -159,7 +160,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             memory_bytes: args.query_memory_bytes,
             max_rows: args.query_max_rows,
             max_join_pairs: args.query_max_join_pairs,
-            threads: args.query_threads.unwrap_or(QueryLimits::default().threads),
+            threads: args.query_threads,
             admission: AdmissionLimits {
                 max_running: args.query_max_running,
                 max_running_per_tenant: args.query_max_running_per_tenant,
@@ -175,7 +176,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .merge(spanlake_ui::server::router(
                 spanlake_query::traces::Traces::new(Arc::clone(&engine)),
             ))
-            .route_layer(axum::middleware::from_fn(crate::telemetry::track)),
+            .route_layer(axum::middleware::from_fn(crate::telemetry::track))
+            // A request's queries together end within the time limit (a search runs several).
+            .route_layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    spanlake_query::engine::within_time_limit(query_timeout, next.run(request))
+                },
+            )),
         &tokens,
     ));
 

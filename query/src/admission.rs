@@ -25,6 +25,9 @@ pub const QUEUED: &str = "spanlake_queries_queued";
 /// the server stopped).
 pub const QUERIES: &str = "spanlake_queries_total";
 
+/// Tenants whose turns are kept while idle.
+const KEPT_TENANTS: usize = 1024;
+
 /// The admission limits.
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionLimits {
@@ -112,12 +115,10 @@ impl Admission {
 
     /// Waits for a turn of `tenant`'s, or says why there is none.
     pub async fn admit(&self, tenant: &TenantId) -> Result<Permit> {
-        let own = Arc::clone(
-            self.tenants
-                .lock()
-                .entry(tenant.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.limits.max_running_per_tenant))),
-        );
+        if self.total.is_closed() {
+            return Err(Error::ShuttingDown);
+        }
+        let own = self.tenant(tenant);
         if let Ok(mine) = Arc::clone(&own).try_acquire_owned() {
             if let Ok(any) = Arc::clone(&self.total).try_acquire_owned() {
                 return Ok(Permit::new(mine, any));
@@ -126,7 +127,7 @@ impl Admission {
         if self.queued.fetch_add(1, Ordering::SeqCst) >= self.limits.max_queued {
             self.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(self.refuse(format!(
-                "{} queries are waiting already",
+                "the queue is full ({} queries wait at most)",
                 self.limits.max_queued
             )));
         }
@@ -150,6 +151,29 @@ impl Admission {
                 self.limits.max_running,
                 self.limits.max_running_per_tenant
             ))),
+        }
+    }
+
+    /// `tenant`'s turns. Tenants come from a request header: past [`KEPT_TENANTS`] the idle
+    /// ones are forgotten.
+    fn tenant(&self, tenant: &TenantId) -> Arc<Semaphore> {
+        let mut tenants = self.tenants.lock();
+        if !tenants.contains_key(tenant) && tenants.len() >= KEPT_TENANTS {
+            let all = self.limits.max_running_per_tenant;
+            tenants.retain(|_, turns| turns.available_permits() < all);
+        }
+        Arc::clone(
+            tenants
+                .entry(tenant.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.limits.max_running_per_tenant))),
+        )
+    }
+
+    /// Refuses every query from now on, those waiting included (a stopping server).
+    pub fn close(&self) {
+        self.total.close();
+        for turns in self.tenants.lock().values() {
+            turns.close();
         }
     }
 
@@ -211,6 +235,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn closing_answers_the_waiting_and_refuses_the_rest() {
+        let admission = Arc::new(Admission::new(limits(1, 1, 10, 5_000)));
+        let _running = admission.admit(&tenant("a")).await.unwrap();
+        let waiting = tokio::spawn({
+            let admission = Arc::clone(&admission);
+            async move { admission.admit(&tenant("a")).await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        admission.close();
+        let answered = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(answered, Err(Error::ShuttingDown)), "{answered:?}");
+        let refused = admission.admit(&tenant("b")).await.map(drop);
+        assert!(matches!(refused, Err(Error::ShuttingDown)), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn idle_tenants_are_forgotten_past_the_bound() {
+        let admission = Admission::new(limits(2, 1, 10, 50));
+        let busy = admission.admit(&tenant("busy")).await.unwrap();
+        for n in 0..KEPT_TENANTS {
+            drop(admission.admit(&tenant(&format!("t{n}"))).await.unwrap());
+        }
+        let kept = admission.tenants.lock().len();
+        assert_eq!(kept, 2, "the busy tenant and the newest one are kept");
+        // The busy tenant's turn is still counted.
+        assert!(admission.admit(&tenant("busy")).await.is_err());
+        drop(busy);
+    }
+
+    #[tokio::test]
     async fn a_full_queue_refuses_at_once_with_a_retry_hint() {
         let admission = Arc::new(Admission::new(limits(1, 1, 1, 5_000)));
         let _running = admission.admit(&tenant("a")).await.unwrap();
@@ -228,7 +285,7 @@ mod tests {
                 retry_after,
             } => {
                 assert!(
-                    message.contains("1 queries are waiting already"),
+                    message.contains("the queue is full (1 queries wait"),
                     "{message}"
                 );
                 assert_eq!(retry_after, Duration::from_secs(5));

@@ -7,11 +7,11 @@
 //!   poll until it has a full output batch, so a selective condition over many pairs (a regular
 //!   expression over every pair of spans) runs for minutes without returning;
 //! - the operators above a join read its output without spending budget, so a consumer of a
-//!   cross join never yields.
+//!   cross join, or of a hash join with many matches per key, never yields.
 //!
 //! [`cancellable`] rewrites a physical plan for both: a nested-loop join's condition is checked
 //! against the query's [`Cancel`] flag on every intermediate batch it evaluates (a few thousand
-//! pairs), and every pairwise join's output spends the cooperative budget.
+//! pairs), and every join's output spends the cooperative budget.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -28,7 +28,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::joins::utils::JoinFilter;
 use datafusion::physical_plan::joins::{
-    CrossJoinExec, NestedLoopJoinExec, NestedLoopJoinExecBuilder,
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, NestedLoopJoinExecBuilder,
+    PiecewiseMergeJoinExec, SortMergeJoinExec, SymmetricHashJoinExec,
 };
 
 /// What a cancelled query's operators fail with (the caller has answered already).
@@ -99,7 +100,12 @@ pub fn cancellable(
                 join,
             )))));
         }
-        if node.downcast_ref::<CrossJoinExec>().is_some() {
+        if node.downcast_ref::<CrossJoinExec>().is_some()
+            || node.downcast_ref::<HashJoinExec>().is_some()
+            || node.downcast_ref::<SortMergeJoinExec>().is_some()
+            || node.downcast_ref::<SymmetricHashJoinExec>().is_some()
+            || node.downcast_ref::<PiecewiseMergeJoinExec>().is_some()
+        {
             return Ok(Transformed::yes(Arc::new(CooperativeExec::new(node))));
         }
         Ok(Transformed::no(node))

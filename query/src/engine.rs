@@ -13,6 +13,8 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{CrossJoinExec, NestedLoopJoinExec};
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
@@ -37,8 +39,11 @@ pub struct QueryLimits {
     /// Most row pairs a join without equal columns (a nested-loop or cross join) may compare,
     /// judged from its inputs' sizes before it runs.
     pub max_join_pairs: u64,
-    /// Threads that run queries, apart from the ones that take writes.
-    pub threads: usize,
+    /// Threads that run queries, apart from the ones that take writes; `None`: two per query
+    /// that may run at once, at least one per core. An operator can hold a thread for seconds
+    /// inside one poll (a nested-loop join); with threads to spare the OS shares the cores
+    /// between such queries and the others, instead of the others waiting for a thread.
+    pub threads: Option<usize>,
     pub admission: AdmissionLimits,
 }
 
@@ -49,7 +54,7 @@ impl Default for QueryLimits {
             memory_bytes: 1 << 30,
             max_rows: 100_000,
             max_join_pairs: 10_000_000_000,
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            threads: None,
             admission: AdmissionLimits::default(),
         }
     }
@@ -101,7 +106,10 @@ impl QueryEngine {
             source,
             runtime: Arc::new(runtime),
             limits,
-            executor: QueryExecutor::new(limits.threads)?,
+            executor: QueryExecutor::new(limits.threads.unwrap_or_else(|| {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                cores.max(2 * limits.admission.max_running)
+            }))?,
             admission: Arc::new(Admission::new(limits.admission)),
             stopping: Cancel::default(),
         })
@@ -110,6 +118,7 @@ impl QueryEngine {
     /// Cancels the queries running and refuses new ones (a stopping server).
     pub fn shutdown(&self) {
         self.stopping.cancel();
+        self.admission.close();
         self.executor.shutdown();
     }
 
@@ -119,26 +128,35 @@ impl QueryEngine {
     }
 
     /// Runs `work`, one query, for `tenant`: admitted, on the query threads, within the time
-    /// limit, counted by outcome. A query started by a query (a table function's) runs inline,
-    /// already admitted and timed.
+    /// limit (and the request's, [`within_time_limit`]), counted by outcome. The turn is held
+    /// until the work has really stopped. A query started by a query (a table function's) runs
+    /// inline, already admitted and timed, and stops with it.
     async fn limited<T, F>(&self, tenant: &TenantId, work: impl FnOnce(Cancel) -> F) -> Result<T>
     where
         F: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        if executor::in_query() {
-            return work(self.stopping.child()).await;
+        if let Some(outer) = executor::in_query() {
+            return work(outer).await;
         }
-        let _turn = self.admission.admit(tenant).await?;
+        let limit = self.limits.timeout;
+        let deadline = Instant::now() + limit;
+        let deadline = REQUEST_DEADLINE
+            .try_with(|request| deadline.min(*request))
+            .unwrap_or(deadline);
+        let turn = self.admission.admit(tenant).await?;
         let outcome = Outcome::default();
         let cancel = CancelOnDrop(self.stopping.child());
-        let timeout = self.limits.timeout;
-        let result =
-            match tokio::time::timeout(timeout, self.executor.run(work(cancel.0.clone()))).await {
-                Ok(Err(_)) if self.executor.is_stopped() => Err(Error::ShuttingDown),
-                Ok(result) => result,
-                Err(_) => Err(Error::Timeout(timeout)),
-            };
+        let work = work(cancel.0.clone());
+        let run = self.executor.run(cancel.0.clone(), async move {
+            let _turn = turn;
+            work.await
+        });
+        let result = match tokio::time::timeout_at(deadline.into(), run).await {
+            Ok(Err(_)) if self.executor.is_stopped() => Err(Error::ShuttingDown),
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout(limit)),
+        };
         outcome.record(&result);
         result
     }
@@ -357,6 +375,20 @@ impl QueryEngine {
     }
 }
 
+tokio::task_local! {
+    /// When the request being answered must be answered by.
+    static REQUEST_DEADLINE: Instant;
+}
+
+/// Runs `request`, which may run several queries (a search reads slices of time, then loads
+/// its traces), so that all of them together end within `limit`: each stops at the request's
+/// deadline if that comes before its own.
+pub async fn within_time_limit<F: Future>(limit: Duration, request: F) -> F::Output {
+    REQUEST_DEADLINE
+        .scope(Instant::now() + limit, request)
+        .await
+}
+
 /// Counts a query by how it ended; one dropped before it ended (its client went away) counts
 /// as cancelled.
 #[derive(Default)]
@@ -426,9 +458,10 @@ fn pairwise_join_inputs(
         .map(|join| (join.left(), join.right()))
 }
 
-/// At most how many rows `plan` yields: its statistics' estimate where it has one, the product
-/// of a pairwise join's inputs, or what its one input yields (filters and projections yield no
-/// more than they read).
+/// At most how many rows `plan` yields, where that is known without running it: its
+/// statistics' estimate (the table's is the catalog's row count), the product of a pairwise
+/// join's inputs, or what its one input yields (a projection, a repartition); unknown past a
+/// filter or an aggregate.
 fn row_bound(stats: &StatisticsContext, plan: &Arc<dyn ExecutionPlan>) -> Option<u128> {
     if let Some((left, right)) = pairwise_join_inputs(plan) {
         return Some(row_bound(stats, left)?.saturating_mul(row_bound(stats, right)?));
@@ -438,6 +471,12 @@ fn row_bound(stats: &StatisticsContext, plan: &Arc<dyn ExecutionPlan>) -> Option
         .ok()
         .and_then(|s| s.num_rows.get_value().map(|&n| n as u128));
     match (estimated, plan.children().as_slice()) {
+        // A filter or a grouping may leave few rows: refuse only what is known to be large.
+        _ if plan.downcast_ref::<FilterExec>().is_some()
+            || plan.downcast_ref::<AggregateExec>().is_some() =>
+        {
+            None
+        }
         (Some(n), _) => Some(n),
         (None, [only]) => row_bound(stats, only),
         _ => None,
@@ -464,4 +503,147 @@ fn parquet_metrics(plan: &dyn ExecutionPlan) -> (u64, u64) {
         return (0, 0);
     }
     (metrics.output_rows().unwrap_or(0) as u64, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use spanlake_storage::batch::{SpanBatchBuilder, SpanFields};
+    use spanlake_storage::{SpanSink, Store, StoreConfig};
+
+    use super::*;
+
+    /// An engine over `spans` spans in memory, each alone in its trace.
+    async fn engine_over(dir: &std::path::Path, spans: u64, limits: QueryLimits) -> QueryEngine {
+        let mut config = StoreConfig::new(dir);
+        config.flush_interval = Duration::from_secs(3600);
+        let store = Arc::new(Store::open(config).await.unwrap());
+        let mut b = SpanBatchBuilder::new();
+        let t0 = 1_700_000_000_000_000_000;
+        for n in 0..spans {
+            b.begin_span(&SpanFields {
+                trace_id: &[[0; 8], n.to_be_bytes()].concat(),
+                span_id: &(n + 1).to_be_bytes(),
+                service_name: "shop",
+                name: "checkout",
+                start_unix_nano: t0 + n as i64,
+                end_unix_nano: t0 + 1_000 + (n % 7) as i64 + n as i64,
+                ..SpanFields::default()
+            });
+            b.end_span();
+        }
+        let tenant = TenantId::default_tenant();
+        store.append(&tenant, b.finish().unwrap()).await.unwrap();
+        QueryEngine::new(store, limits).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_join_that_cannot_finish_is_refused_before_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = QueryLimits {
+            max_join_pairs: 10_000_000,
+            ..QueryLimits::default()
+        };
+        let engine = engine_over(dir.path(), 10_000, limits).await;
+        let tenant = TenantId::default_tenant();
+        let refused = engine
+            .sql(
+                &tenant,
+                "SELECT count(*) FROM spans a, spans b WHERE a.duration_ns > b.duration_ns",
+            )
+            .await
+            .unwrap_err();
+        let message = refused.to_string();
+        assert!(matches!(refused, Error::TooLarge(_)), "{message}");
+        assert!(
+            message.contains("10000 x 10000 = 100000000 row pairs"),
+            "{message}"
+        );
+        // Joined on equal columns, the same inputs run.
+        let joined = engine
+            .sql(
+                &tenant,
+                "SELECT count(*) AS n FROM spans a JOIN spans b ON a.trace_id = b.trace_id",
+            )
+            .await
+            .unwrap();
+        assert_eq!(joined.rows, 1);
+        // Inputs that a filter may make small are not judged by the table's size.
+        let small = engine
+            .sql(
+                &tenant,
+                "SELECT count(*) FROM (SELECT * FROM spans WHERE duration_ns = 1000) a, \
+                 (SELECT * FROM spans WHERE duration_ns = 1001) b \
+                 WHERE a.start_time < b.start_time",
+            )
+            .await
+            .unwrap();
+        assert_eq!(small.rows, 1);
+    }
+
+    /// A selective condition over every pair of spans never returns from one poll of the join
+    /// by itself; at the time limit the query answers and its work stops.
+    #[tokio::test]
+    async fn a_runaway_join_stops_at_its_time_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = QueryLimits {
+            timeout: Duration::from_millis(500),
+            ..QueryLimits::default()
+        };
+        let engine = engine_over(dir.path(), 20_000, limits).await;
+        let tenant = TenantId::default_tenant();
+        let started = Instant::now();
+        let timed_out = engine
+            .sql(
+                &tenant,
+                "SELECT count(*) FROM spans a, spans b \
+                 WHERE regexp_like(a.trace_id || b.span_id, '^(0|f)+x$')",
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(timed_out, Error::Timeout(_)), "{timed_out}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let stopped = Instant::now();
+        while engine.executor().alive_tasks() > 0 {
+            assert!(
+                stopped.elapsed() < Duration::from_secs(1),
+                "{} tasks still alive a second after the time limit",
+                engine.executor().alive_tasks()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let answered = engine.sql(&tenant, "SELECT count(*) FROM spans").await;
+        assert_eq!(answered.unwrap().rows, 1);
+    }
+
+    #[tokio::test]
+    async fn a_stopping_engine_cancels_its_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine_over(dir.path(), 20_000, QueryLimits::default()).await;
+        let running = tokio::spawn({
+            let engine = engine.clone();
+            async move {
+                engine
+                    .sql(
+                        &TenantId::default_tenant(),
+                        "SELECT count(*) FROM spans a, spans b \
+                         WHERE regexp_like(a.trace_id || b.span_id, '^(0|f)+x$')",
+                    )
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stopping = Instant::now();
+        engine.shutdown();
+        let cancelled = running.await.unwrap().unwrap_err();
+        assert!(matches!(cancelled, Error::ShuttingDown), "{cancelled}");
+        assert!(
+            stopping.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            stopping.elapsed()
+        );
+    }
 }

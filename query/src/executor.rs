@@ -18,8 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use tokio::runtime::{Handle, Runtime};
+use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
+use crate::cancel::Cancel;
 use crate::{Error, Result};
 
 /// The nice value of query threads: CFS then gives a busy ingest thread about nine times the
@@ -28,13 +30,14 @@ pub const QUERY_THREAD_NICE: i32 = 10;
 
 tokio::task_local! {
     /// Set while a query's own future runs: queries started from inside it (the call-chain
-    /// table functions plan queries of their own) run inline, already admitted and timed.
-    static IN_QUERY: ();
+    /// table functions plan queries of their own) run inline, already admitted and timed, and
+    /// stop with it.
+    static IN_QUERY: Cancel;
 }
 
-/// True inside a query running on a [`QueryExecutor`].
-pub fn in_query() -> bool {
-    IN_QUERY.try_with(|_| ()).is_ok()
+/// The cancellation of the query running on a [`QueryExecutor`] that calls this, if any.
+pub fn in_query() -> Option<Cancel> {
+    IN_QUERY.try_with(Cancel::clone).ok()
 }
 
 /// A tokio runtime for query work only. Cloning shares it; it stops when [`Self::shutdown`]
@@ -48,6 +51,8 @@ struct Inner {
     handle: Handle,
     runtime: Mutex<Option<Runtime>>,
     stopped: AtomicBool,
+    /// Tells the callers waiting for a query that it will not answer.
+    stop: watch::Sender<bool>,
 }
 
 impl Drop for Inner {
@@ -72,10 +77,13 @@ impl std::fmt::Debug for QueryExecutor {
 impl QueryExecutor {
     /// A runtime of `threads` worker threads named `spanlake-query`.
     pub fn new(threads: usize) -> Result<Self> {
+        // Computed here, on a thread of the caller's: the runtime's blocking threads are
+        // started by its workers and inherit their nice value.
+        let nice = query_nice();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("spanlake-query")
-            .on_thread_start(lower_priority)
+            .on_thread_start(move || set_nice(nice))
             .enable_all()
             .build()
             .map_err(|e| Error::Internal(format!("cannot start the query threads: {e}")))?;
@@ -84,32 +92,39 @@ impl QueryExecutor {
                 handle: runtime.handle().clone(),
                 runtime: Mutex::new(Some(runtime)),
                 stopped: AtomicBool::new(false),
+                stop: watch::Sender::new(false),
             }),
         })
     }
 
-    /// Runs `work` on the query threads and waits for it. Dropping the returned future (the
-    /// caller's time limit, a client that went away) aborts the work.
-    pub async fn run<T, F>(&self, work: F) -> Result<T>
+    /// Runs `work`, the query `cancel` stops, on the query threads and waits for it. Dropping
+    /// the returned future (the caller's time limit, a client that went away) aborts the work.
+    pub async fn run<T, F>(&self, cancel: Cancel, work: F) -> Result<T>
     where
         F: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
+        let mut stop = self.inner.stop.subscribe();
         if self.is_stopped() {
             return Err(Error::ShuttingDown);
         }
-        let task = AbortOnDrop(self.inner.handle.spawn(IN_QUERY.scope((), work)));
-        match task.join().await {
-            Ok(result) => result,
-            Err(e) if e.is_cancelled() => Err(Error::ShuttingDown),
-            Err(e) => Err(Error::Internal(format!("query task failed: {e}"))),
+        let task = AbortOnDrop(self.inner.handle.spawn(IN_QUERY.scope(cancel, work)));
+        tokio::select! {
+            joined = task.join() => match joined {
+                Ok(result) => result,
+                Err(e) if e.is_cancelled() => Err(Error::ShuttingDown),
+                Err(e) => Err(Error::Internal(format!("query task failed: {e}"))),
+            },
+            _ = stop.wait_for(|stopped| *stopped) => Err(Error::ShuttingDown),
         }
     }
 
-    /// Refuses new work and cancels what runs: every task is dropped at its next yield. A task
-    /// stuck inside one poll keeps its thread until the poll returns, but nobody waits for it.
+    /// Refuses new work and cancels what runs: every task is dropped at its next yield, and
+    /// its caller answered at once. A task stuck inside one poll keeps its thread until the
+    /// poll returns, but nobody waits for it.
     pub fn shutdown(&self) {
         self.inner.stopped.store(true, Ordering::SeqCst);
+        self.inner.stop.send_replace(true);
         if let Some(runtime) = self.inner.runtime.lock().take() {
             runtime.shutdown_background();
         }
@@ -141,19 +156,35 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// The nice value of query threads: the calling thread's plus [`QUERY_THREAD_NICE`].
 #[cfg(target_os = "linux")]
-fn lower_priority() {
-    // On Linux PRIO_PROCESS with no pid applies to the calling thread alone.
-    let lowered = rustix::process::getpriority_process(None).and_then(|nice| {
-        rustix::process::setpriority_process(None, (nice + QUERY_THREAD_NICE).min(19))
-    });
-    if let Err(e) = lowered {
+fn query_nice() -> Option<i32> {
+    // On Linux PRIO_PROCESS with no pid is the calling thread alone.
+    match rustix::process::getpriority_process(None) {
+        Ok(nice) => Some((nice + QUERY_THREAD_NICE).min(19)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the scheduling priority");
+            None
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_nice(nice: Option<i32>) {
+    if let Some(nice) = nice
+        && let Err(e) = rustix::process::setpriority_process(None, nice)
+    {
         tracing::warn!(error = %e, "cannot lower the query threads' priority");
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
+fn query_nice() -> Option<i32> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_nice(_: Option<i32>) {}
 
 #[cfg(test)]
 mod tests {
@@ -204,7 +235,11 @@ mod tests {
             #[allow(unreachable_code)]
             Ok(())
         };
-        let waited = tokio::time::timeout(Duration::from_millis(50), executor.run(forever)).await;
+        let waited = tokio::time::timeout(
+            Duration::from_millis(50),
+            executor.run(Cancel::default(), forever),
+        )
+        .await;
         assert!(waited.is_err());
         for _ in 0..100 {
             if executor.alive_tasks() == 0 {
@@ -223,11 +258,16 @@ mod tests {
         let executor = QueryExecutor::new(1).unwrap();
         let pending = tokio::spawn({
             let executor = executor.clone();
-            async move { executor.run(std::future::pending::<Result<()>>()).await }
+            async move {
+                // Stuck in one poll: the caller is answered all the same.
+                executor
+                    .run(Cancel::default(), busy_for(Duration::from_secs(3)))
+                    .await
+            }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         executor.shutdown();
-        let cancelled = tokio::time::timeout(Duration::from_secs(5), pending)
+        let cancelled = tokio::time::timeout(Duration::from_secs(1), pending)
             .await
             .expect("a cancelled query answers")
             .unwrap();
@@ -235,7 +275,7 @@ mod tests {
             matches!(cancelled, Err(Error::ShuttingDown)),
             "{cancelled:?}"
         );
-        let refused = executor.run(async { Ok(()) }).await;
+        let refused = executor.run(Cancel::default(), async { Ok(()) }).await;
         assert!(matches!(refused, Err(Error::ShuttingDown)), "{refused:?}");
     }
 
@@ -244,11 +284,23 @@ mod tests {
     async fn query_threads_run_at_a_lower_priority() {
         let executor = QueryExecutor::new(1).unwrap();
         let nice = executor
-            .run(async { Ok(rustix::process::getpriority_process(None).unwrap()) })
+            .run(Cancel::default(), async {
+                // A blocking thread too, started by a query thread.
+                let blocking = tokio::task::spawn_blocking(|| {
+                    rustix::process::getpriority_process(None).unwrap()
+                })
+                .await
+                .unwrap();
+                Ok((
+                    rustix::process::getpriority_process(None).unwrap(),
+                    blocking,
+                ))
+            })
             .await
             .unwrap();
         let ours = rustix::process::getpriority_process(None).unwrap();
-        assert_eq!(nice, (ours + QUERY_THREAD_NICE).min(19));
+        let expected = (ours + QUERY_THREAD_NICE).min(19);
+        assert_eq!(nice, (expected, expected));
     }
 
     impl QueryExecutor {
@@ -257,7 +309,7 @@ mod tests {
             F: Future<Output = Result<T>> + Send + 'static,
             T: Send + 'static,
         {
-            self.run(work).await
+            self.run(Cancel::default(), work).await
         }
     }
 }

@@ -598,8 +598,8 @@ impl SpansTable {
                 .with_file_groups(groups)
                 .with_projection_indices(Some(read.clone()))?
                 .with_limit(limit)
-                // The catalog's row counts, before pruning: what the planner sizes joins by,
-                // and what refuses joins that cannot finish (engine.rs).
+                // The catalog's row counts: what the planner sizes joins by, and what refuses
+                // joins that cannot finish (engine.rs). Row groups may still be pruned.
                 .with_statistics(
                     datafusion::common::Statistics::new_unknown(&stored)
                         .with_num_rows(Precision::Inexact(rows as usize)),
@@ -685,7 +685,6 @@ impl TableProvider for SpansTable {
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
 
         let relaxed = Ordering::Relaxed;
-        let file_rows: u64 = snapshot.files.iter().map(|file| file.meta.rows).sum();
         let mut files: Vec<PartitionedFile> = snapshot
             .files
             .iter()
@@ -715,6 +714,17 @@ impl TableProvider for SpansTable {
                 .await;
             files = planned.into_iter().flatten().collect();
         }
+        // What the planner sizes joins by: the catalog's row counts of the files scanned.
+        let file_rows: u64 = snapshot
+            .files
+            .iter()
+            .filter(|kept| {
+                files
+                    .iter()
+                    .any(|file| file.object_meta.location.as_ref() == kept.meta.path)
+            })
+            .map(|kept| kept.meta.rows)
+            .sum();
         self.stats.files.fetch_add(files.len() as u64, relaxed);
         for file in &files {
             self.stats
