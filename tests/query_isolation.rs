@@ -190,18 +190,18 @@ struct Answer {
     took: Duration,
 }
 
-fn runaway_sql(server: &Server, what: &'static str, sql: &'static str) -> JoinHandle<Answer> {
-    let url = server.url("/api/sql");
+/// Sends the request `build` makes on a thread of its own and waits for the answer.
+fn runaway(
+    what: &'static str,
+    build: impl FnOnce(reqwest::blocking::Client) -> reqwest::blocking::RequestBuilder + Send + 'static,
+) -> JoinHandle<Answer> {
     std::thread::spawn(move || {
         let started = Instant::now();
-        let response = reqwest::blocking::Client::builder()
+        let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
-            .unwrap()
-            .post(url)
-            .json(&json!({ "sql": sql }))
-            .send()
             .unwrap();
+        let response = build(client).send().unwrap();
         let status = response.status().as_u16();
         let body = response.text().unwrap();
         Answer {
@@ -213,25 +213,56 @@ fn runaway_sql(server: &Server, what: &'static str, sql: &'static str) -> JoinHa
     })
 }
 
-fn runaway_get(server: &Server, what: &'static str, path: String) -> JoinHandle<Answer> {
-    let url = server.url(&path);
+fn runaway_sql(server: &Server, what: &'static str, sql: &'static str) -> JoinHandle<Answer> {
+    let url = server.url("/api/sql");
+    runaway(what, move |client| {
+        client.post(url).json(&json!({ "sql": sql }))
+    })
+}
+
+fn runaway_get(server: &Server, what: &'static str, path: &str) -> JoinHandle<Answer> {
+    let url = server.url(path);
+    runaway(what, move |client| client.get(url))
+}
+
+/// An HTTP client that starts a runaway and hangs up a second into it.
+fn http_walks_away(server: &Server) -> JoinHandle<()> {
+    let url = server.url("/api/sql");
     std::thread::spawn(move || {
-        let started = Instant::now();
-        let response = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(120))
+        let gone = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(1))
             .build()
             .unwrap()
-            .get(url)
+            .post(url)
+            .json(&json!({ "sql": PAIRWISE_REGEX }))
             .send()
+            .unwrap_err();
+        assert!(gone.is_timeout(), "{gone}");
+    })
+}
+
+/// Runs `client` with a Flight SQL client of `server` on a thread of its own.
+fn with_flight_sql<F>(
+    server: &Server,
+    client: impl FnOnce(FlightSqlServiceClient<tonic::transport::Channel>) -> F + Send + 'static,
+) -> JoinHandle<()>
+where
+    F: std::future::Future<Output = ()>,
+{
+    let flight = format!("http://{}", server.flight);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
             .unwrap();
-        let status = response.status().as_u16();
-        let body = response.text().unwrap();
-        Answer {
-            what,
-            status,
-            body,
-            took: started.elapsed(),
-        }
+        rt.block_on(async move {
+            let channel = tonic::transport::Endpoint::from_shared(flight)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            client(FlightSqlServiceClient::new(channel)).await;
+        });
     })
 }
 
@@ -241,63 +272,29 @@ const PAIRWISE_REGEX: &str = "SELECT count(*) FROM spans a, spans b \
 
 /// A Flight SQL client that starts a runaway, then closes its connection mid-query.
 fn flight_walks_away(server: &Server) -> JoinHandle<()> {
-    let flight = format!("http://{}", server.flight);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let channel = tonic::transport::Endpoint::from_shared(flight)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            let mut sql = FlightSqlServiceClient::new(channel);
-            let info = sql.execute(PAIRWISE_REGEX.into(), None).await.unwrap();
-            let ticket = info.endpoint[0].ticket.clone().unwrap();
-            let read = sql.do_get(ticket);
-            // Walks away a second into the query: the request future and its connection go.
-            assert!(
-                tokio::time::timeout(Duration::from_secs(1), read)
-                    .await
-                    .is_err()
-            );
-        });
+    with_flight_sql(server, |mut sql| async move {
+        let info = sql.execute(PAIRWISE_REGEX.into(), None).await.unwrap();
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let read = sql.do_get(ticket);
+        // Walks away a second into the query: the request future and its connection go.
+        let waited = tokio::time::timeout(Duration::from_secs(1), read).await;
+        assert!(waited.is_err());
     })
 }
 
 /// A Flight SQL client that reads a result a batch at a time, slowly; it gets every row.
 fn flight_reads_slowly(server: &Server, rows: i64) -> JoinHandle<()> {
-    let flight = format!("http://{}", server.flight);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let channel = tonic::transport::Endpoint::from_shared(flight)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            let mut sql = FlightSqlServiceClient::new(channel);
-            let info = sql
-                .execute(
-                    "SELECT * FROM spans WHERE service_name = 'seed'".into(),
-                    None,
-                )
-                .await
-                .unwrap();
-            let ticket = info.endpoint[0].ticket.clone().unwrap();
-            let mut stream = sql.do_get(ticket).await.unwrap();
-            let mut read = 0;
-            while let Some(batch) = stream.next().await {
-                read += batch.unwrap().num_rows() as i64;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            assert_eq!(read, rows);
-        });
+    with_flight_sql(server, move |mut sql| async move {
+        let query = "SELECT * FROM spans WHERE service_name = 'seed'";
+        let info = sql.execute(query.into(), None).await.unwrap();
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let mut stream = sql.do_get(ticket).await.unwrap();
+        let mut read = 0;
+        while let Some(batch) = stream.next().await {
+            read += batch.unwrap().num_rows() as i64;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert_eq!(read, rows);
     })
 }
 
@@ -392,9 +389,9 @@ fn runaway_queries_leave_ingest_and_health_alone() {
     let structural = runaway_get(
         &server,
         "TraceQL structural over the window",
-        "/api/search?q=%7B%20%7D%20%3E%3E%20%7B%20%7D&lookback=1h&limit=20".into(),
+        "/api/search?q=%7B%20%7D%20%3E%3E%20%7B%20%7D&lookback=1h&limit=20",
     );
-    let walker = flight_walks_away(&server);
+    let walkers = [flight_walks_away(&server), http_walks_away(&server)];
     let slow_reader = flight_reads_slowly(&server, 20_000);
 
     let refused = three_way.join().unwrap();
@@ -421,7 +418,9 @@ fn runaway_queries_leave_ingest_and_health_alone() {
         structural.body
     );
     assert!(structural.took < LIMIT + SLACK, "{:?}", structural.took);
-    walker.join().unwrap();
+    for walker in walkers {
+        walker.join().unwrap();
+    }
     slow_reader.join().unwrap();
 
     // The cancelled work stops: no task is left on the query threads.
@@ -440,7 +439,11 @@ fn runaway_queries_leave_ingest_and_health_alone() {
             + metric(&server, "spanlake_queries_total{outcome=\"memory\"}")
             >= 3.0
     );
-    assert!(metric(&server, "spanlake_queries_total{outcome=\"cancelled\"}") >= 1.0);
+    // The two clients that walked away.
+    assert_eq!(
+        metric(&server, "spanlake_queries_total{outcome=\"cancelled\"}"),
+        2.0
+    );
 
     // SIGTERM while two runaways run: a clean exit within the grace, nothing acknowledged lost.
     let late: Vec<_> = (0..2)

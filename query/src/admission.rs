@@ -119,10 +119,10 @@ impl Admission {
             return Err(Error::ShuttingDown);
         }
         let own = self.tenant(tenant);
-        if let Ok(mine) = Arc::clone(&own).try_acquire_owned() {
-            if let Ok(any) = Arc::clone(&self.total).try_acquire_owned() {
-                return Ok(Permit::new(mine, any));
-            }
+        if let Ok(mine) = Arc::clone(&own).try_acquire_owned()
+            && let Ok(any) = Arc::clone(&self.total).try_acquire_owned()
+        {
+            return Ok(Permit::new(mine, any));
         }
         if self.queued.fetch_add(1, Ordering::SeqCst) >= self.limits.max_queued {
             self.queued.fetch_sub(1, Ordering::SeqCst);

@@ -228,7 +228,6 @@ impl QueryEngine {
 
     /// Plans `sql` for `tenant`, refusing anything but a read-only query and plans that
     /// cannot finish; the plan's joins stop once `cancel` is set.
-
     async fn plan_now(
         &self,
         tenant: &TenantId,
@@ -448,9 +447,10 @@ fn check_joins(
         .try_for_each(|child| check_joins(stats, child, max_pairs))
 }
 
-fn pairwise_join_inputs(
-    plan: &Arc<dyn ExecutionPlan>,
-) -> Option<(&Arc<dyn ExecutionPlan>, &Arc<dyn ExecutionPlan>)> {
+/// A join's two inputs.
+type Inputs<'a> = (&'a Arc<dyn ExecutionPlan>, &'a Arc<dyn ExecutionPlan>);
+
+fn pairwise_join_inputs(plan: &Arc<dyn ExecutionPlan>) -> Option<Inputs<'_>> {
     if let Some(join) = plan.downcast_ref::<NestedLoopJoinExec>() {
         return Some((join.left(), join.right()));
     }

@@ -194,14 +194,12 @@ mod tests {
 
     /// A future that never yields once started: the shape of an operator stuck in one poll,
     /// bounded so the test ends.
-    fn busy_for(duration: Duration) -> impl Future<Output = Result<()>> + Send + 'static {
-        async move {
-            let until = std::time::Instant::now() + duration;
-            while std::time::Instant::now() < until {
-                std::hint::spin_loop();
-            }
-            Ok(())
+    async fn busy_for(duration: Duration) -> Result<()> {
+        let until = std::time::Instant::now() + duration;
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
         }
+        Ok(())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
