@@ -87,6 +87,19 @@ fn request(service: &str, first: u64, count: u64) -> ExportTraceServiceRequest {
     }
 }
 
+/// 20 000 spans of service `seed` to query, as the report had.
+fn seed(server: &Server) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut grpc = TraceServiceClient::connect(server.grpc_url())
+            .await
+            .unwrap();
+        for i in 0..40 {
+            grpc.export(request("seed", i * 500, 500)).await.unwrap();
+        }
+    });
+}
+
 /// What the steady exporter saw.
 #[derive(Default)]
 struct Exports {
@@ -347,16 +360,7 @@ fn runaway_queries_leave_ingest_and_health_alone() {
             "5s",
         ],
     );
-    // 20 000 spans to query, as the report had.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut grpc = TraceServiceClient::connect(server.grpc_url())
-            .await
-            .unwrap();
-        for i in 0..40 {
-            grpc.export(request("seed", i * 500, 500)).await.unwrap();
-        }
-    });
+    seed(&server);
     assert_eq!(server.count("spans"), 20_000);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -519,15 +523,8 @@ fn a_full_queue_answers_429_with_retry_after_on_every_face() {
             "0",
         ],
     );
+    seed(&server);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut grpc = TraceServiceClient::connect(server.grpc_url())
-            .await
-            .unwrap();
-        for i in 0..40 {
-            grpc.export(request("seed", i * 500, 500)).await.unwrap();
-        }
-    });
     let holder = runaway_sql(&server, "the one running query", PAIRWISE_REGEX);
     assert!(eventually(Duration::from_secs(3), || metric(
         &server,
