@@ -144,7 +144,13 @@ impl QueryEngine {
         let deadline = REQUEST_DEADLINE
             .try_with(|request| deadline.min(*request))
             .unwrap_or(deadline);
-        let turn = self.admission.admit(tenant).await?;
+        // Waiting for a turn counts against the limit too: the client waits all the same.
+        let turn = tokio::time::timeout_at(deadline.into(), self.admission.admit(tenant))
+            .await
+            .map_err(|_| {
+                metrics::counter!(admission::QUERIES, "outcome" => "timeout").increment(1);
+                Error::Timeout(limit)
+            })??;
         let outcome = Outcome::default();
         let cancel = CancelOnDrop(self.stopping.child());
         let work = work(cancel.0.clone());
