@@ -184,6 +184,46 @@ fn the_bad_input_corpus_is_answered_and_costs_nobody_data() {
     );
 }
 
+/// A message whose field 1 has the wrong wire type for `ExportTraceServiceRequest.resource_spans`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NotARequest {
+    #[prost(fixed64, tag = "1")]
+    resource_spans: u64,
+}
+
+#[test]
+fn a_malformed_grpc_request_is_invalid_argument_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let url = server.grpc_url();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.unwrap();
+        grpc.unary::<_, ExportTraceServiceResponse, _>(
+            tonic::Request::new(NotARequest { resource_spans: 7 }),
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+                .parse()
+                .unwrap(),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .expect_err("a malformed request is refused")
+    });
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("protobuf ExportTraceServiceRequest")
+            && status.message().contains("wire type"),
+        "the message names what was wrong: {status:?}"
+    );
+    assert_eq!(server.count("spans"), 0);
+}
+
 fn text(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),

@@ -140,10 +140,7 @@ fn inflate(reader: impl Read, format: &'static str, limits: HttpLimits) -> Resul
 
 fn decode_body(format: Format, body: &[u8]) -> Result<ExportTraceServiceRequest> {
     match format {
-        Format::Protobuf => ExportTraceServiceRequest::decode(body).map_err(|e| Error::Decode {
-            format: "protobuf ExportTraceServiceRequest",
-            reason: e.to_string(),
-        }),
+        Format::Protobuf => crate::decode_protobuf(body),
         Format::Json => serde_json::from_slice(body).map_err(|e| Error::Decode {
             format: "OTLP/JSON ExportTraceServiceRequest",
             reason: e.to_string(),

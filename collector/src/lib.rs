@@ -119,6 +119,14 @@ pub fn tenant_from_header(value: Option<&[u8]>) -> Result<TenantId> {
     }
 }
 
+/// Decodes a protobuf `ExportTraceServiceRequest`, as OTLP/HTTP and OTLP/gRPC carry it.
+pub(crate) fn decode_protobuf(body: &[u8]) -> Result<ExportTraceServiceRequest> {
+    prost::Message::decode(body).map_err(|e| Error::Decode {
+        format: "protobuf ExportTraceServiceRequest",
+        reason: e.to_string(),
+    })
+}
+
 /// What one export request may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiverLimits {
