@@ -163,6 +163,17 @@ pub fn decode_with(
                 .scope
                 .as_ref()
                 .map_or(("", ""), |s| (s.name.as_str(), s.version.as_str()));
+            let scope_stored: Vec<StoredAttr<'_>> = scope_spans
+                .scope
+                .as_ref()
+                .map_or(&[][..], |s| s.attributes.as_slice())
+                .iter()
+                .take(limits.max_attributes)
+                .filter_map(|kv| {
+                    let value = kept_value(kv, limits)?;
+                    Some(StoredAttr::new(cut(&kv.key, limits.max_value_bytes), value))
+                })
+                .collect();
             for (i, span) in scope_spans.spans.iter().enumerate() {
                 if let Err(why) = check_span(span) {
                     rejected += 1;
@@ -213,6 +224,10 @@ pub fn decode_with(
                 let resource = builder.resource_attributes();
                 for attr in &resource_stored {
                     resource.push_stored(attr);
+                }
+                let scope = builder.scope_attributes();
+                for attr in &scope_stored {
+                    scope.push_stored(attr);
                 }
                 for event in &span.events {
                     let events = builder.events();

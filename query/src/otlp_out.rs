@@ -5,7 +5,7 @@
 //!
 //! Attribute values come back with their original type, read from the `type` of each
 //! [`Attribute`]. What storage does not keep comes back empty: schema URLs, dropped counts, link
-//! flags and scope attributes.
+//! flags.
 
 use std::collections::HashMap;
 
@@ -55,7 +55,7 @@ pub fn to_resource_spans(spans: &[SpanRecord]) -> Vec<ResourceSpans> {
                     scope: Some(InstrumentationScope {
                         name: record.scope_name.clone(),
                         version: record.scope_version.clone(),
-                        attributes: Vec::new(),
+                        attributes: key_values(&record.scope_attributes),
                         dropped_attributes_count: 0,
                     }),
                     spans: Vec::new(),
@@ -243,6 +243,7 @@ mod tests {
             attributes: Vec::new(),
             resource_attributes: vec![attr("service.name", service, "string")],
             scope_name: scope.to_owned(),
+            scope_attributes: Vec::new(),
             scope_version: "1.0".to_owned(),
             events: Vec::new(),
             links: Vec::new(),

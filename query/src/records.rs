@@ -115,6 +115,9 @@ pub fn span_records(batches: &[RecordBatch]) -> Result<Vec<SpanRecord>> {
         let res_types = column(batch, col::RESOURCE_ATTRIBUTE_TYPES)?.as_map();
         let scope_name = strings(batch, col::SCOPE_NAME)?;
         let scope_version = strings(batch, col::SCOPE_VERSION)?;
+        // NULL in spans stored before schema version 4.
+        let scope_attrs = column(batch, col::SCOPE_ATTRIBUTES)?.as_map();
+        let scope_types = column(batch, col::SCOPE_ATTRIBUTE_TYPES)?.as_map();
         let event_list = column(batch, col::EVENTS)?.as_list::<i32>();
         let link_list = column(batch, col::LINKS)?.as_list::<i32>();
         let flags: &UInt32Array = column(batch, col::FLAGS)?.as_primitive();
@@ -135,6 +138,11 @@ pub fn span_records(batches: &[RecordBatch]) -> Result<Vec<SpanRecord>> {
                 resource_attributes: attributes(res, res_types, i),
                 scope_name: text(scope_name, i),
                 scope_version: text(scope_version, i),
+                scope_attributes: if scope_attrs.is_null(i) {
+                    Vec::new()
+                } else {
+                    attributes(scope_attrs, scope_types, i)
+                },
                 events: events(event_list, i)?,
                 links: links(link_list, i)?,
                 flags: flags.value(i),

@@ -502,6 +502,7 @@ pub struct SpanBatchBuilder {
     resource_attributes: AttrMapBuilder,
     scope_name: StringBuilder,
     scope_version: StringBuilder,
+    scope_attributes: AttrMapBuilder,
     events: EventsBuilder,
     links: LinksBuilder,
     flags: UInt32Builder,
@@ -554,6 +555,8 @@ impl SpanBatchBuilder {
             ),
             scope_name: text(capacity.scope_name_bytes),
             scope_version: text(capacity.scope_version_bytes),
+            // Few scopes carry attributes: Arrow's default sizes.
+            scope_attributes: AttrMapBuilder::default(),
             events: EventsBuilder::default(),
             links: LinksBuilder::default(),
             flags: UInt32Builder::with_capacity(n),
@@ -610,6 +613,11 @@ impl SpanBatchBuilder {
         &mut self.resource_attributes
     }
 
+    /// The attributes of the span's instrumentation scope.
+    pub fn scope_attributes(&mut self) -> &mut AttrMapBuilder {
+        &mut self.scope_attributes
+    }
+
     pub fn events(&mut self) -> &mut EventsBuilder {
         &mut self.events
     }
@@ -621,6 +629,7 @@ impl SpanBatchBuilder {
     pub fn end_span(&mut self) {
         self.attributes.finish_row();
         self.resource_attributes.finish_row();
+        self.scope_attributes.finish_row();
         self.events.finish_row();
         self.links.finish_row();
         self.len += 1;
@@ -630,6 +639,7 @@ impl SpanBatchBuilder {
     pub fn finish(&mut self) -> Result<RecordBatch> {
         let (attributes, attribute_types) = self.attributes.finish();
         let (resource_attributes, resource_attribute_types) = self.resource_attributes.finish();
+        let (scope_attributes, scope_attribute_types) = self.scope_attributes.finish();
         let tz = |b: &mut TimestampNanosecondBuilder| -> ArrayRef {
             Arc::new(b.finish().with_timezone("UTC"))
         };
@@ -652,6 +662,8 @@ impl SpanBatchBuilder {
             resource_attribute_types,
             Arc::new(self.scope_name.finish()),
             Arc::new(self.scope_version.finish()),
+            scope_attributes,
+            scope_attribute_types,
             self.events.finish()?,
             self.links.finish()?,
             Arc::new(self.flags.finish()),
@@ -662,6 +674,7 @@ impl SpanBatchBuilder {
         self.len = 0;
         self.attributes.rows = 0;
         self.resource_attributes.rows = 0;
+        self.scope_attributes.rows = 0;
         self.events.attributes.rows = 0;
         self.links.attributes.rows = 0;
         RecordBatch::try_new(span_schema(), columns).map_err(|e| Error::Internal(e.to_string()))
@@ -671,6 +684,7 @@ impl SpanBatchBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::col;
     use arrow::util::pretty::pretty_format_batches;
 
     fn span<'a>(trace: &'a [u8], id: &'a [u8], parent: &'a [u8]) -> SpanFields<'a> {
@@ -706,6 +720,8 @@ mod tests {
         b.attributes().push("ratio", &AttrValue::Double(0.25));
         b.resource_attributes()
             .push("service.name", &AttrValue::Str("checkout"));
+        b.scope_attributes()
+            .push("library.tier", &AttrValue::Int(2));
         b.events().begin_event(&EventFields {
             time_unix_nano: 1_700_000_000_100_000_000,
             name: "exception",
@@ -728,7 +744,18 @@ mod tests {
         b.end_span();
         let batch = b.finish().unwrap();
         assert_eq!(batch.num_rows(), 2);
-        let projected = batch.project(&[1, 2, 12, 13, 18, 19]).unwrap();
+        let schema = span_schema();
+        let at = |name| schema.index_of(name).unwrap();
+        let projected = batch
+            .project(&[
+                at(col::SPAN_ID),
+                at(col::PARENT_SPAN_ID),
+                at(col::ATTRIBUTES),
+                at(col::ATTRIBUTE_TYPES),
+                at(col::EVENTS),
+                at(col::LINKS),
+            ])
+            .unwrap();
         let text = pretty_format_batches(&[projected]).unwrap().to_string();
         let expected = "\
 +------------------+------------------+------------------------------------------------------------+-----------------------------------------------+----------------------------------------------------------------------------------------------------------------------------------------------+---------------------------------------------------------------------------------------------------------------------------------------------------------------------------+
@@ -738,6 +765,21 @@ mod tests {
 | 0202020202020202 | 0101010101010101 | {}                                                         | {}                                            | []                                                                                                                                           | [{trace_id: cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd, span_id: 0303030303030303, trace_state: , flags: 0, attributes: {}, attribute_types: {}, dropped_attributes_count: 0}]      |
 +------------------+------------------+------------------------------------------------------------+-----------------------------------------------+----------------------------------------------------------------------------------------------------------------------------------------------+---------------------------------------------------------------------------------------------------------------------------------------------------------------------------+";
         assert_eq!(normalize(&text), normalize(expected), "got:\n{text}");
+        let scope = batch
+            .project(&[at(col::SCOPE_ATTRIBUTES), at(col::SCOPE_ATTRIBUTE_TYPES)])
+            .unwrap();
+        let text = pretty_format_batches(&[scope]).unwrap().to_string();
+        assert_eq!(
+            normalize(&text)[1..],
+            [
+                vec![
+                    "{library.tier: 2}".to_string(),
+                    "{library.tier: int}".into()
+                ],
+                vec!["{}".into(), "{}".into()]
+            ],
+            "got:\n{text}"
+        );
         // The builder is reusable after finish.
         b.begin_span(&span(&trace, &[4; 8], &[]));
         b.end_span();

@@ -146,4 +146,9 @@ pub trait SegmentSource: Send + Sync + 'static {
 
     /// Tenants that have any data.
     fn tenants(&self) -> Vec<String>;
+
+    /// How long spans are kept; `None` keeps them all.
+    fn retention(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

@@ -416,6 +416,10 @@ pub fn to_span_batch(batch: &RecordBatch) -> Result<RecordBatch> {
                 let map: &MapArray = column(col::ATTRIBUTES)?.as_map();
                 Ok(Arc::new(dedicated::merge(map, &dedicated)?) as ArrayRef)
             }
+            // A column added since the file was written.
+            name if field.is_nullable() && batch.column_by_name(name).is_none() => Ok(
+                arrow::array::new_null_array(field.data_type(), batch.num_rows()),
+            ),
             name => column(name).cloned(),
         })
         .collect::<Result<Vec<_>>>()?;

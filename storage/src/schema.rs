@@ -5,13 +5,17 @@
 
 use std::sync::{Arc, LazyLock};
 
+use arrow::array::{RecordBatch, new_null_array};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 
 /// Version of the span schema, written into every Parquet file's key-value metadata and every
-/// catalog entry. Version 3 files keep the [`DEDICATED_ATTRIBUTES`] in columns of their own;
+/// catalog entry. Version 4 adds the instrumentation scope's attributes
+/// (`scope_attributes`, `scope_attribute_types`; NULL in older files and WAL records, read as
+/// none). Version 3 files keep the [`DEDICATED_ATTRIBUTES`] in columns of their own;
 /// version 2 files do not store `end_time` (see [`file_schema`]); version 1 files do. All
 /// read the same.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Key of the schema version in Parquet key-value metadata.
 pub const SCHEMA_VERSION_KEY: &str = "spanlake.schema_version";
@@ -36,6 +40,8 @@ pub mod col {
     pub const RESOURCE_ATTRIBUTE_TYPES: &str = "resource_attribute_types";
     pub const SCOPE_NAME: &str = "scope_name";
     pub const SCOPE_VERSION: &str = "scope_version";
+    pub const SCOPE_ATTRIBUTES: &str = "scope_attributes";
+    pub const SCOPE_ATTRIBUTE_TYPES: &str = "scope_attribute_types";
     pub const EVENTS: &str = "events";
     pub const LINKS: &str = "links";
     pub const FLAGS: &str = "flags";
@@ -97,6 +103,12 @@ pub fn string_map_field(name: &str) -> Field {
     )
 }
 
+/// A [`string_map_field`] that may be NULL: a column added after version 3, which older files
+/// and WAL records do not have (NULL reads as no attributes).
+pub fn optional_string_map_field(name: &str) -> Field {
+    string_map_field(name).with_nullable(true)
+}
+
 pub(crate) fn event_fields() -> Fields {
     Fields::from(vec![
         Field::new("time", timestamp_type(), false),
@@ -152,6 +164,8 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         string_map_field(RESOURCE_ATTRIBUTE_TYPES),
         Field::new(SCOPE_NAME, DataType::Utf8, false),
         Field::new(SCOPE_VERSION, DataType::Utf8, false),
+        optional_string_map_field(SCOPE_ATTRIBUTES),
+        optional_string_map_field(SCOPE_ATTRIBUTE_TYPES),
         list_of(EVENTS, event_fields()),
         list_of(LINKS, link_fields()),
         Field::new(FLAGS, DataType::UInt32, false),
@@ -164,6 +178,27 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// The schema of every span batch, in the WAL and in memory, and of the `spans` table.
 pub fn span_schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
+}
+
+/// `batch`, a span batch of this or an older version's [`span_schema`] (a WAL record written
+/// before an upgrade), with the current schema: columns added since are NULL.
+pub fn upgrade(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+    if batch.schema_ref().fields() == SCHEMA.fields() {
+        return Ok(batch);
+    }
+    let columns = SCHEMA
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => Ok(Arc::clone(column)),
+            None if field.is_nullable() => Ok(new_null_array(field.data_type(), batch.num_rows())),
+            None => Err(ArrowError::SchemaError(format!(
+                "span batch without the column {}",
+                field.name()
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(span_schema(), columns)
 }
 
 static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -188,4 +223,39 @@ static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// `parquet_file::read`).
 pub fn file_schema() -> SchemaRef {
     Arc::clone(&FILE_SCHEMA)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A WAL record written by version 3, before the scope attributes, reads with them NULL.
+    #[test]
+    fn an_older_span_batch_upgrades_with_nulls_for_new_columns() {
+        let mut builder = crate::batch::SpanBatchBuilder::new();
+        builder.begin_span(&crate::batch::SpanFields {
+            trace_id: &[1; 16],
+            span_id: &[2; 8],
+            ..Default::default()
+        });
+        builder.end_span();
+        let current = builder.finish().unwrap();
+        let old_fields: Vec<usize> = (0..current.num_columns())
+            .filter(|&i| {
+                let name = current.schema().field(i).name().clone();
+                name != col::SCOPE_ATTRIBUTES && name != col::SCOPE_ATTRIBUTE_TYPES
+            })
+            .collect();
+        let old = current.project(&old_fields).unwrap();
+
+        let upgraded = upgrade(old).unwrap();
+        assert_eq!(upgraded.schema(), span_schema());
+        let scope = upgraded.column_by_name(col::SCOPE_ATTRIBUTES).unwrap();
+        assert_eq!(scope.null_count(), 1);
+        assert_eq!(upgrade(current.clone()).unwrap(), current);
+
+        let missing_required = current.project(&[0]).unwrap();
+        let error = upgrade(missing_required).unwrap_err().to_string();
+        assert!(error.contains("span_id"), "{error}");
+    }
 }

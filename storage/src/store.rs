@@ -993,6 +993,10 @@ impl SegmentSource for Store {
         names.sort();
         names
     }
+
+    fn retention(&self) -> Option<Duration> {
+        self.inner.config.retention
+    }
 }
 
 #[cfg(test)]

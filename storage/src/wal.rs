@@ -94,7 +94,7 @@ fn decode_payload(payload: &[u8]) -> Result<(String, RecordBatch)> {
     let batch = reader
         .next()
         .ok_or_else(|| corrupt("no batch in record"))??;
-    Ok((tenant, batch))
+    Ok((tenant, crate::schema::upgrade(batch)?))
 }
 
 /// The records of one segment found on replay.

@@ -51,6 +51,10 @@ pub struct SpanRecord {
     /// Name of the instrumentation scope.
     pub scope_name: String,
     pub scope_version: String,
+    /// Attributes of the instrumentation scope (none for spans stored before schema version
+    /// 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope_attributes: Vec<Attribute>,
     pub events: Vec<SpanEvent>,
     pub links: Vec<SpanLink>,
     /// W3C trace flags (the low byte) and OTLP span flags.

@@ -232,7 +232,13 @@ fn to_span(span: &AssembledSpan, adjust: bool, process_id: String, warnings: Vec
         }
     }));
 
-    let mut tags: Vec<KeyValue> = record.attributes.iter().map(tag).collect();
+    // Jaeger's model has no scope: its attributes go with the span's.
+    let mut tags: Vec<KeyValue> = record
+        .attributes
+        .iter()
+        .chain(&record.scope_attributes)
+        .map(tag)
+        .collect();
     let mut push = |key: &str, value_type, value: Value| {
         tags.push(KeyValue {
             key: key.to_owned(),

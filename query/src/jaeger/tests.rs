@@ -50,6 +50,7 @@ fn span(
             attr("host.name", host, "string"),
         ],
         scope_name: "http".to_owned(),
+        scope_attributes: Vec::new(),
         scope_version: "1.2".to_owned(),
         events: Vec::new(),
         links: Vec::new(),
