@@ -167,6 +167,11 @@ impl QueryEngine {
         result
     }
 
+    /// How long the store keeps spans; `None` keeps them all.
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        self.source.retention()
+    }
+
     pub fn limits(&self) -> QueryLimits {
         self.limits
     }
@@ -203,6 +208,7 @@ impl QueryEngine {
         let stats = table.stats();
         ctx.register_table("spans", Arc::new(table))?;
         ctx.register_udwf(crate::traceql::structural::udwf());
+        ctx.register_udf(crate::nested::has_attribute());
         let traces = Traces::new(Arc::new(self.clone()));
         ctx.register_udtf(
             "service_graph",

@@ -14,6 +14,7 @@ pub mod executor;
 pub mod flight;
 pub mod functions;
 pub mod jaeger;
+pub mod nested;
 pub mod otlp_out;
 pub mod records;
 pub mod table;

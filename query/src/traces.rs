@@ -142,7 +142,9 @@ pub struct SearchQuery {
     pub operation: Option<String>,
     /// `SERVER`, `CLIENT`, ...
     pub span_kind: Option<String>,
-    /// `key = value` on span or resource attributes; `error=true` means status ERROR.
+    /// `key = value` (as stored text: `123`, `72.5`, `true`) on one span: in its attributes,
+    /// its resource's, its scope's, one of its events' or one of its links', as Jaeger
+    /// matches tags; `error=true` means status ERROR.
     pub attributes: Vec<(String, String)>,
     pub min_duration_ns: Option<i64>,
     pub max_duration_ns: Option<i64>,
@@ -378,7 +380,9 @@ impl Traces {
             params.push(text(value));
             let (k, v) = (params.len() - 1, params.len());
             conditions.push(format!(
-                "(attributes[${k}] = ${v} OR resource_attributes[${k}] = ${v})"
+                "(attributes[${k}] = ${v} OR resource_attributes[${k}] = ${v} \
+                 OR scope_attributes[${k}] = ${v} OR has_attribute(events, ${k}, ${v}) \
+                 OR has_attribute(links, ${k}, ${v}))"
             ));
         }
         if errors_only {
@@ -504,6 +508,16 @@ impl Traces {
                 .then_with(|| a.trace_id.cmp(&b.trace_id))
         });
         Ok(out)
+    }
+
+    /// Where the service and operation pickers look when a request gives no time range:
+    /// everything stored, that is the retention period, or all time without one.
+    pub fn catalog_window(&self) -> Window {
+        let end_ns = now_ns().saturating_add(60_000_000_000);
+        let start_ns = self.engine.retention().map_or(0, |kept| {
+            end_ns.saturating_sub(kept.as_nanos().min(i64::MAX as u128) as i64)
+        });
+        Window { start_ns, end_ns }
     }
 
     /// Services with spans in `window`, sorted.
