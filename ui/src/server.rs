@@ -445,13 +445,12 @@ pub async fn search(
     })
 }
 
-const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 const HOUR: Duration = Duration::from_secs(3600);
 
 pub async fn services(state: &UiState, tenant: &TenantId) -> Result<Vec<String>, ServerFnError> {
     state
         .traces
-        .services(tenant, spanlake_query::traces::Window::last(WEEK))
+        .services(tenant, state.traces.catalog_window())
         .await
         .map_err(failed)
 }
@@ -466,12 +465,7 @@ pub async fn operations(
     }
     let mut names: Vec<String> = state
         .traces
-        .operations(
-            tenant,
-            service,
-            None,
-            spanlake_query::traces::Window::last(WEEK),
-        )
+        .operations(tenant, service, None, state.traces.catalog_window())
         .await
         .map_err(failed)?
         .into_iter()

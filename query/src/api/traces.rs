@@ -13,19 +13,34 @@ use super::params::{param, parse_duration, parse_limit, parse_tags, window};
 use super::tenant;
 use crate::assemble::AssembledTrace;
 use crate::traceql::search::{self as traceql, FoundTrace};
-use crate::traces::{Dependency, Operation, RedPoint, RedQuery, SearchQuery, TraceHit, Traces};
+use crate::traces::{
+    Dependency, Operation, RedPoint, RedQuery, SearchQuery, TraceHit, Traces, Window,
+};
 use crate::{Error, Result};
 
 /// How far back searches look when no time range is given.
 pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(3600);
-/// Lists of services and operations look further back.
-pub const DEFAULT_CATALOG_LOOKBACK: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Most traces one search returns.
 pub const MAX_SEARCH_LIMIT: usize = 1000;
 
 type Params = Query<Vec<(String, String)>>;
 
-fn window_of(params: &[(String, String)], default: Duration) -> Result<crate::traces::Window> {
+/// The window of the service and operation lists: the request's `start`, `end` and
+/// `lookback` where it gives them, and everything stored where it does not
+/// ([`Traces::catalog_window`]).
+pub fn catalog_window(traces: &Traces, params: &[(String, String)]) -> Result<Window> {
+    let all = traces.catalog_window();
+    let given = ["start", "end", "lookback"]
+        .iter()
+        .any(|name| param(params, name).is_some_and(|v| !v.is_empty()));
+    if !given {
+        return Ok(all);
+    }
+    let everything = Duration::from_nanos(all.end_ns.saturating_sub(all.start_ns).max(1) as u64);
+    window_of(params, everything)
+}
+
+fn window_of(params: &[(String, String)], default: Duration) -> Result<Window> {
     window(
         param(params, "start"),
         param(params, "end"),
@@ -156,7 +171,7 @@ async fn services(
     headers: HeaderMap,
 ) -> Result<Json<ServicesResponse>> {
     let tenant = tenant(&headers)?;
-    let window = window_of(&params, DEFAULT_CATALOG_LOOKBACK)?;
+    let window = catalog_window(&traces, &params)?;
     Ok(Json(ServicesResponse {
         services: traces.services(&tenant, window).await?,
     }))
@@ -174,7 +189,7 @@ async fn operations(
     headers: HeaderMap,
 ) -> Result<Json<OperationsResponse>> {
     let tenant = tenant(&headers)?;
-    let window = window_of(&params, DEFAULT_CATALOG_LOOKBACK)?;
+    let window = catalog_window(&traces, &params)?;
     let kind = param(&params, "kind").filter(|k| !k.is_empty());
     Ok(Json(OperationsResponse {
         operations: traces.operations(&tenant, &service, kind, window).await?,

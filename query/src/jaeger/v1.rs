@@ -13,8 +13,8 @@ use super::query::{dependency_window, flag, param, v1_search};
 use super::{load, status_of};
 use crate::Error;
 use crate::api::tenant;
-use crate::api::traces::DEFAULT_CATALOG_LOOKBACK;
-use crate::traces::{Traces, Window, normalize_trace_id};
+use crate::api::traces::catalog_window;
+use crate::traces::{Traces, normalize_trace_id};
 
 type Params = Query<Vec<(String, String)>>;
 type Answer<T> = Result<Json<Envelope<T>>, V1Error>;
@@ -98,12 +98,16 @@ impl IntoResponse for V1Error {
     }
 }
 
-/// `GET /api/services`: the services seen in the last week.
-pub async fn services(State(traces): State<Traces>, headers: HeaderMap) -> Answer<Vec<String>> {
+/// `GET /api/services`: the services with spans in `start`..`end` (or `lookback`), by default
+/// in everything stored.
+pub async fn services(
+    State(traces): State<Traces>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Answer<Vec<String>> {
     let tenant = tenant(&headers)?;
-    let services = traces
-        .services(&tenant, Window::last(DEFAULT_CATALOG_LOOKBACK))
-        .await?;
+    let window = catalog_window(&traces, &params)?;
+    let services = traces.services(&tenant, window).await?;
     let total = services.len();
     Ok(Json(Envelope::counted(services, total)))
 }
@@ -112,16 +116,13 @@ pub async fn services(State(traces): State<Traces>, headers: HeaderMap) -> Answe
 pub async fn service_operations(
     State(traces): State<Traces>,
     Path(service): Path<String>,
+    Query(params): Params,
     headers: HeaderMap,
 ) -> Answer<Vec<String>> {
     let tenant = tenant(&headers)?;
+    let window = catalog_window(&traces, &params)?;
     let mut names: Vec<String> = traces
-        .operations(
-            &tenant,
-            &service,
-            None,
-            Window::last(DEFAULT_CATALOG_LOOKBACK),
-        )
+        .operations(&tenant, &service, None, window)
         .await?
         .into_iter()
         .map(|op| op.name)
@@ -149,13 +150,9 @@ pub async fn operations(
     let tenant = tenant(&headers)?;
     let service = param(&params, "service")
         .ok_or_else(|| Error::BadRequest("parameter 'service' is required".into()))?;
+    let window = catalog_window(&traces, &params)?;
     let operations: Vec<Operation> = traces
-        .operations(
-            &tenant,
-            service,
-            param(&params, "spanKind"),
-            Window::last(DEFAULT_CATALOG_LOOKBACK),
-        )
+        .operations(&tenant, service, param(&params, "spanKind"), window)
         .await?
         .into_iter()
         .map(|op| Operation {

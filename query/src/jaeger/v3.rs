@@ -13,10 +13,10 @@ use super::query::{flag, param, v3_search};
 use super::{load, model, status_of};
 use crate::Error;
 use crate::api::tenant;
-use crate::api::traces::DEFAULT_CATALOG_LOOKBACK;
+use crate::api::traces::catalog_window;
 use crate::assemble::{AssembledTrace, SpanRecord};
 use crate::otlp_out::to_resource_spans;
-use crate::traces::{Traces, Window};
+use crate::traces::Traces;
 
 type Params = Query<Vec<(String, String)>>;
 
@@ -62,15 +62,15 @@ pub struct ServicesResponse {
     pub services: Vec<String>,
 }
 
-/// `GET /api/v3/services`: the services seen in the last week.
+/// `GET /api/v3/services`: the services with spans in everything stored (or in `start`..`end`).
 pub async fn services(
     State(traces): State<Traces>,
+    Query(params): Params,
     headers: HeaderMap,
 ) -> Result<Json<ServicesResponse>, V3Error> {
     let tenant = tenant(&headers)?;
-    let services = traces
-        .services(&tenant, Window::last(DEFAULT_CATALOG_LOOKBACK))
-        .await?;
+    let window = catalog_window(&traces, &params)?;
+    let services = traces.services(&tenant, window).await?;
     Ok(Json(ServicesResponse { services }))
 }
 
@@ -101,7 +101,7 @@ pub async fn operations(
             &tenant,
             service,
             param(&params, "span_kind"),
-            Window::last(DEFAULT_CATALOG_LOOKBACK),
+            catalog_window(&traces, &params)?,
         )
         .await?
         .into_iter()
