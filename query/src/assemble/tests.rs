@@ -33,6 +33,7 @@ fn span(
         attributes: Vec::new(),
         resource_attributes: Vec::new(),
         scope_name: "test".to_owned(),
+        scope_attributes: Vec::new(),
         scope_version: "1".to_owned(),
         events: Vec::new(),
         links: Vec::new(),
@@ -210,7 +211,7 @@ a [api] 0..100
 }
 
 #[test]
-fn merges_duplicates_keeping_the_most_complete_copy() {
+fn merges_identical_copies_and_keeps_distinct_spans_sharing_an_id() {
     let bare = span("b", Some("a"), "api", "query", "CLIENT", 10, 20);
     let full = span("b", Some("a"), "api", "query", "CLIENT", 10, 25)
         .attr("db.system", "postgresql")
@@ -221,19 +222,26 @@ fn merges_duplicates_keeping_the_most_complete_copy() {
         full.clone(),
         bare,
         span("a", None, "api", "root", "SERVER", 0, 100),
+        span("c", Some("b"), "db", "execute", "SERVER", 12, 18),
     ];
     let trace = assemble(spans);
+    // The child of the shared id hangs under the copy whose time holds its start, the
+    // earliest of them.
     let expected = "
 root [api] 0..100 dup=1
-  query [api] 10..25 dup=2
+  query [api] 10..20 dup=1
+    execute [db] 12..18
+  query [api] 10..25
 ";
     assert_text(&render(&trace), expected);
-    assert_eq!(trace.duplicates_merged, 3);
-    assert_eq!(trace.summary.span_count, 2);
-    assert_eq!(trace.spans[1].span, full);
+    assert_eq!(trace.duplicates_merged, 2);
+    assert_eq!(trace.summary.span_count, 4);
+    assert!(trace.spans.iter().any(|s| s.span == full));
     let expected = "
-root: span id a was delivered 2 times; kept the most complete copy
-query: span id b was delivered 3 times; kept the most complete copy
+root: span a was delivered 2 times; the copies are identical and shown once
+query: span b was delivered 2 times; the copies are identical and shown once
+query: span id b is shared by 2 different spans of this trace
+query: span id b is shared by 2 different spans of this trace
 ";
     assert_text(&warnings(&trace), expected);
 }

@@ -10,20 +10,22 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::{AssemblyWarning, SpanRecord};
 
-/// The spans with each span id once, and how many copies were dropped.
+/// The spans with each exact copy once, and how many copies were dropped.
 pub(super) struct Deduped {
     pub spans: Vec<SpanRecord>,
-    /// Per span, the copies merged into it.
+    /// Per span, the identical copies merged into it.
     pub duplicates: Vec<usize>,
     pub duplicates_merged: usize,
 }
 
-/// Keeps one copy per span id: the most complete one, the first seen among equals.
+/// Keeps one of each set of identical spans, and every distinct span.
 ///
-/// Exporters retry, so the same span can be stored twice; a retried copy may also be the
-/// complete version of a span first exported early (for example at shutdown).
+/// Exporters retry, so the same span can be stored twice: a copy equal in every field to one
+/// already seen is merged into it. Spans that only share a span id (an SDK or proxy bug, or a
+/// span id reused across resources) are different spans: all are kept, each with a warning, as
+/// Jaeger keeps them.
 pub(super) fn dedup(spans: Vec<SpanRecord>, warnings: &mut Vec<AssemblyWarning>) -> Deduped {
-    let mut by_id: HashMap<String, usize> = HashMap::with_capacity(spans.len());
+    let mut by_id: HashMap<String, Vec<usize>> = HashMap::with_capacity(spans.len());
     let mut kept: Vec<SpanRecord> = Vec::with_capacity(spans.len());
     let mut duplicates = Vec::with_capacity(spans.len());
     let mut duplicates_merged = 0;
@@ -34,17 +36,14 @@ pub(super) fn dedup(spans: Vec<SpanRecord>, warnings: &mut Vec<AssemblyWarning>)
             duplicates.push(0);
             continue;
         }
-        match by_id.entry(span.span_id.clone()) {
-            Entry::Occupied(seen) => {
-                let i = *seen.get();
+        let same_id = by_id.entry(span.span_id.clone()).or_default();
+        match same_id.iter().find(|&&i| kept[i] == span) {
+            Some(&i) => {
                 duplicates[i] += 1;
                 duplicates_merged += 1;
-                if completeness(&span) > completeness(&kept[i]) {
-                    kept[i] = span;
-                }
             }
-            Entry::Vacant(slot) => {
-                slot.insert(kept.len());
+            None => {
+                same_id.push(kept.len());
                 kept.push(span);
                 duplicates.push(0);
             }
@@ -55,9 +54,23 @@ pub(super) fn dedup(spans: Vec<SpanRecord>, warnings: &mut Vec<AssemblyWarning>)
             warnings.push(AssemblyWarning {
                 span_index: Some(i),
                 message: format!(
-                    "span id {} was delivered {} times; kept the most complete copy",
+                    "span {} was delivered {} times; the copies are identical and shown once",
                     kept[i].span_id,
                     copies + 1
+                ),
+            });
+        }
+    }
+    let mut shared: Vec<&Vec<usize>> = by_id.values().filter(|same| same.len() > 1).collect();
+    shared.sort_unstable();
+    for same in shared {
+        for &i in same {
+            warnings.push(AssemblyWarning {
+                span_index: Some(i),
+                message: format!(
+                    "span id {} is shared by {} different spans of this trace",
+                    kept[i].span_id,
+                    same.len()
                 ),
             });
         }
@@ -69,18 +82,19 @@ pub(super) fn dedup(spans: Vec<SpanRecord>, warnings: &mut Vec<AssemblyWarning>)
     }
 }
 
-/// Which copy of a span wins: more detail, then the later end, then a set status.
-fn completeness(span: &SpanRecord) -> (usize, i64, u8) {
-    let detail = span.attributes.len()
-        + span.resource_attributes.len()
-        + span.events.len()
-        + span.links.len();
-    let status = match span.status_code.as_str() {
-        "ERROR" => 2,
-        "OK" => 1,
-        _ => 0,
-    };
-    (detail, span.end_ns, status)
+/// Of the spans `candidates` sharing the parent id of span `child`, the parent: one whose time
+/// contains the child's start, else the earliest; the child itself only when no other span
+/// has the id (a span that is its own parent, a cycle cut later).
+fn choose_parent(spans: &[SpanRecord], candidates: &[usize], child: usize) -> Option<usize> {
+    let start = spans[child].start_ns;
+    let others = candidates.iter().copied().filter(|&c| c != child);
+    let earliest = |c: &usize| (spans[*c].start_ns, *c);
+    others
+        .clone()
+        .filter(|&c| spans[c].start_ns <= start && start <= spans[c].end_ns)
+        .min_by_key(earliest)
+        .or_else(|| others.min_by_key(earliest))
+        .or_else(|| candidates.contains(&child).then_some(child))
 }
 
 /// Why a span has no parent in the tree.
@@ -108,12 +122,12 @@ pub(super) struct Links {
 
 /// Resolves parent span ids, keeping orphans as top-level spans and cutting parent cycles.
 pub(super) fn link(spans: &[SpanRecord], warnings: &mut Vec<AssemblyWarning>) -> Links {
-    let by_id: HashMap<&str, usize> = spans
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.span_id.is_empty())
-        .map(|(i, s)| (s.span_id.as_str(), i))
-        .collect();
+    let mut by_id: HashMap<&str, Vec<usize>> = HashMap::with_capacity(spans.len());
+    for (i, span) in spans.iter().enumerate() {
+        if !span.span_id.is_empty() {
+            by_id.entry(span.span_id.as_str()).or_default().push(i);
+        }
+    }
     let n = spans.len();
     let mut parent = vec![None; n];
     let mut top_level = vec![None; n];
@@ -121,8 +135,8 @@ pub(super) fn link(spans: &[SpanRecord], warnings: &mut Vec<AssemblyWarning>) ->
     for (i, span) in spans.iter().enumerate() {
         match parent_id(span) {
             None => top_level[i] = Some(TopLevel::Root),
-            Some(id) => match by_id.get(id) {
-                Some(&p) => parent[i] = Some(p),
+            Some(id) => match by_id.get(id).and_then(|c| choose_parent(spans, c, i)) {
+                Some(p) => parent[i] = Some(p),
                 None => {
                     top_level[i] = Some(TopLevel::Orphan);
                     missing_parents.insert(id);
