@@ -217,7 +217,9 @@ fn a_malformed_grpc_request_is_invalid_argument_and_says_why() {
     });
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(
-        status.message().contains("protobuf ExportTraceServiceRequest")
+        status
+            .message()
+            .contains("protobuf ExportTraceServiceRequest")
             && status.message().contains("wire type"),
         "the message names what was wrong: {status:?}"
     );

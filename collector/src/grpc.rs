@@ -8,8 +8,7 @@ use bytes::{Buf, Bytes};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tonic::codec::{
-    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf,
-    Encoder,
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
 };
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
@@ -91,8 +90,10 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         if request.uri().path() != EXPORT_PATH {
             return Box::pin(async {
-                Ok(Status::unimplemented("unknown method: the trace service has only Export")
-                    .into_http())
+                Ok(
+                    Status::unimplemented("unknown method: the trace service has only Export")
+                        .into_http(),
+                )
             });
         }
         let export = Export(Arc::new(self.receiver.clone()));
