@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use datafusion::common::ScalarValue;
 
 use super::structural;
+use super::validate::validate;
 use super::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,
     Intrinsic, Literal, Pipeline, Query, ScalarExpr, SpanKind, SpansetExpr, SpansetFilter,
@@ -109,6 +110,7 @@ pub fn compile(query: &Query, window: Window) -> Result<Compiled> {
                 .into(),
         ));
     }
+    validate(query)?;
     let mut c = Compiler::new(window);
     let relation = c.pipeline(&query.pipeline, BASE)?;
     Ok(c.finish(relation))
@@ -141,6 +143,7 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
                 .into(),
         ));
     };
+    validate(query)?;
     let mut c = Compiler::new(window);
     let relation = c.pipeline(&query.pipeline, BASE)?;
     let mut labels = Vec::new();
@@ -725,9 +728,10 @@ impl Compiler {
                     }),
                     UnaryOp::Neg => {
                         let (ty, sql) = numeric(&value, operand)?;
+                        // A subtraction wraps as Tempo's does; SQL's negation of minInt fails.
                         Ok(Val::Typed {
                             ty,
-                            sql: format!("(-{sql})"),
+                            sql: format!("(0 - {sql})"),
                         })
                     }
                 }
@@ -838,6 +842,8 @@ impl Compiler {
                 let sql = match op {
                     BinaryOp::Pow => format!("power(CAST({l} AS DOUBLE), {r})"),
                     BinaryOp::Div => format!("(CAST({l} AS DOUBLE) / {r})"),
+                    // x % 0 has no value (integer remainder by zero is an error in SQL).
+                    BinaryOp::Mod => format!("(CASE WHEN {r} = 0 THEN NULL ELSE {l} % {r} END)"),
                     _ => format!("({l} {} {r})", op.symbol()),
                 };
                 Ok(Val::Typed { ty, sql })
@@ -878,7 +884,8 @@ impl Compiler {
         if matches!(l, Val::Nil) || matches!(r, Val::Nil) {
             let other = if matches!(l, Val::Nil) { r } else { l };
             let present = match other {
-                Val::Nil => return Ok((op == BinaryOp::Eq).to_string()),
+                // As in Tempo, `nil = nil` and `nil != nil` are both false.
+                Val::Nil => return Ok("false".into()),
                 Val::Typed { sql, .. } => format!("({sql} IS NOT NULL)"),
                 Val::Attr(s) => format!("({} IS NOT NULL)", s.value),
                 Val::Either { span, resource } => {
@@ -1107,6 +1114,9 @@ impl Compiler {
                 Ok(match op {
                     ArithmeticOp::Pow => format!("power(CAST({l} AS DOUBLE), {r})"),
                     ArithmeticOp::Div => format!("(CAST({l} AS DOUBLE) / {r})"),
+                    ArithmeticOp::Mod => {
+                        format!("(CASE WHEN {r} = 0 THEN NULL ELSE {l} % {r} END)")
+                    }
                     _ => format!("({l} {} {r})", op.symbol()),
                 })
             }
@@ -1252,6 +1262,21 @@ fn comparison_sql(op: ComparisonOp) -> &'static str {
     match op {
         ComparisonOp::Neq => "<>",
         other => other.symbol(),
+    }
+}
+
+/// An error of running a compiled query, as the client should see it: a regular expression
+/// that parses but is too large for the regex engine is the query's fault (400), found only
+/// when DataFusion compiles it.
+pub(crate) fn run_error(e: Error) -> Error {
+    match &e {
+        Error::Execution(inner) if inner.to_string().contains("did not compile") => {
+            Error::BadRequest(format!(
+                "q: a regular expression is too large to run ({}); simplify it",
+                inner.strip_backtrace()
+            ))
+        }
+        _ => e,
     }
 }
 

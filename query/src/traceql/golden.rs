@@ -476,3 +476,74 @@ async fn metrics_queries_bucket_the_spans() {
     let too_many = RangeRequest::parse("{ } | rate()", window, Some(0)).unwrap_err();
     assert!(too_many.to_string().contains("step"), "{too_many}");
 }
+
+/// Odd but parseable queries: each answers, or is a bad request; none fails inside.
+#[tokio::test]
+async fn odd_queries_answer_or_are_bad_requests() {
+    let (traces, _dir) = traces().await;
+    let window = Window {
+        start_ns: T0 - 1000 * MS,
+        end_ns: T0 + 10_000 * MS,
+    };
+    let queries = [
+        "{ } | sum(3) = 2",
+        "{ } | sum(3) = min(14)",
+        "3 = 2",
+        "coalesce() | { true }",
+        r#"{ .foo = "a" } | 3 > 2"#,
+        "{ resource.service.name = nil }",
+        "{ true } | by(1)",
+        "{ nil = nil }",
+        "{ 1 = 2 }",
+        r#"{ "a" = "a" }"#,
+        "{ true }",
+        "{ 1 < 1h }",
+        "{ 1 <= 1.1 }",
+        "{ duration % 0 = 1 }",
+        "{ duration / 0 > 1 }",
+        "{ } | count() % 0 = 1",
+        "{ } | count() / 0 > 1",
+        "{ -minInt < 0 }",
+        "{ duration * maxInt > 1 }",
+        "{ duration + maxInt > 1 }",
+        "{ span.http.status_code * maxInt > 1 }",
+        "{ .a ^ 1 = 2 }",
+        "{ -.a = 2 }",
+        "{ !.a }",
+        "{ 2 ^ 2000 > 1 }",
+        r#"{ .http.status_code >= "200" }"#,
+        "{ span.http.status_code = 1.5 }",
+        "{ } | avg(span.http.status_code) > 1",
+        "{ } | sum(duration) > 1h",
+        "{ } | min(span.ratio) < 1 | max(duration) > 0",
+        "{ } | count() > 1 | by(name) | count() = 1",
+        "{ } | by(name) | select(span.http.method) | coalesce()",
+        "{ } | select(duration, name, kind, status, trace:id, rootName, event:name)",
+        "({ } | count() > 1) >> ({ } | by(name))",
+        "{ } >> ({ } | by(name) | count() > 1)",
+        "{ } | by(span.cache.hit) | count() > 0",
+        "{ } | avg(duration) > count()",
+        "{ } | count() + avg(duration) > 2 * count()",
+        "{ } | count() ^ 2 > -1",
+        "{ trace:id = 5 }",
+        "{ event:name = nil }",
+        "{ link:traceID != nil }",
+        "{ name =~ \"a{1000}{1000}\" }",
+    ];
+    let mut failures = Vec::new();
+    for q in queries {
+        let request = match SearchRequest::parse(q, window, 100, 100) {
+            Ok(r) => r,
+            Err(crate::Error::BadRequest(_)) => continue,
+            Err(e) => {
+                failures.push(format!("{q}: {e:?}"));
+                continue;
+            }
+        };
+        match search(&traces, &TenantId::default_tenant(), &request).await {
+            Ok(_) | Err(crate::Error::BadRequest(_)) => {}
+            Err(e) => failures.push(format!("{q}: {e:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -80,7 +80,8 @@ pub async fn query_range(
     let output = traces
         .engine()
         .query_measured(tenant, &compiled.sql, compiled.params.clone())
-        .await?;
+        .await
+        .map_err(super::compile::run_error)?;
     // Series keyed by their label values, then by value column.
     let mut series: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
     for batch in &output.batches {

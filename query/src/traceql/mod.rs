@@ -60,6 +60,7 @@ pub mod search;
 pub(crate) mod structural;
 #[cfg(test)]
 mod tests;
+mod validate;
 
 pub use ast::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,

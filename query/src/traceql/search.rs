@@ -8,7 +8,7 @@ use datafusion::common::ScalarValue;
 use serde::Serialize;
 use spanlake_storage::TenantId;
 
-use super::compile::{Compiled, compile};
+use super::compile::{Compiled, compile, run_error};
 use super::{Query, parse};
 use crate::tempo::query::{int64s, texts};
 use crate::traces::{FIRST_SLICE_SPANS, Slices, TraceHit, Traces, Window};
@@ -162,7 +162,11 @@ async fn newest(
          tql_found GROUP BY trace_id ORDER BY tql_latest DESC, trace_id LIMIT {}",
         limit.max(1)
     );
-    let found = traces.engine().query_measured(tenant, &sql, params).await?;
+    let found = traces
+        .engine()
+        .query_measured(tenant, &sql, params)
+        .await
+        .map_err(run_error)?;
     let mut ids = Vec::new();
     for batch in &found.batches {
         let names = texts(batch, 0)?;
@@ -279,7 +283,11 @@ async fn spansets(
                FROM {relation} tql_found) tql_sets \
          WHERE tql_nth <= {per_set} ORDER BY trace_id, grp, start_time, span_id"
     );
-    let output = traces.engine().query_measured(tenant, &sql, params).await?;
+    let output = traces
+        .engine()
+        .query_measured(tenant, &sql, params)
+        .await
+        .map_err(run_error)?;
     let mut sets = Spansets::new();
     for batch in &output.batches {
         let trace = texts(batch, 0)?;

@@ -1068,3 +1068,65 @@ const EXPECTED_STAGE: &str =
     "a pipeline stage (`{ ... }`, `(`, an aggregate, `by`, `select` or `coalesce`)";
 const EXPECTED_SPANSET: &str = "a spanset filter `{ ... }` or a parenthesized pipeline";
 const EXPECTED_SCALAR: &str = "a number, duration, aggregate or parenthesized scalar pipeline";
+
+fn window() -> crate::traces::Window {
+    crate::traces::Window {
+        start_ns: 0,
+        end_ns: 1_000_000_000,
+    }
+}
+
+/// Queries Tempo refuses, with what the 400 must say.
+const REFUSED: &[(&str, &str)] = &[
+    ("{ } | sum(3) = 2", "sum(3) does not refer to the span"),
+    ("{ } | sum(3) = min(14)", "sum(3) does not refer to the span"),
+    ("sum(3) = 2", "sum(3) does not refer to the span"),
+    ("min(2h) < max(duration)", "min(2h) does not refer to the span"),
+    ("{ } | max(1h + 2h) > 1", "max(1h + 2h) does not refer to the span"),
+    ("3 = 2", "3 = 2 compares no aggregate"),
+    (r#"{ .foo = "a" } | 3 > 2"#, "3 > 2 compares no aggregate"),
+    ("coalesce() | { true }", "cannot start with coalesce()"),
+    ("({ } | coalesce() | count() > 1) && (coalesce())", "cannot start with coalesce()"),
+    ("{ resource.service.name = nil }", "resource.service.name is never nil"),
+    ("{ nil = resource.service.name }", "resource.service.name is never nil"),
+    ("{ span:status = nil }", "intrinsics are never nil"),
+    ("{ nil = name }", "intrinsics are never nil"),
+    ("{ true } | by(1)", "by(1) does not refer to the span"),
+    (r#"{ true } | by("foo")"#, r#"by("foo") does not refer to the span"#),
+];
+
+#[test]
+fn queries_tempo_refuses_are_bad_requests_that_say_why() {
+    for (query, why) in REFUSED {
+        let parsed = must_parse(query);
+        match compile(&parsed, window()) {
+            Err(crate::Error::BadRequest(message)) => {
+                assert!(message.contains(why), "{query}: {message}");
+            }
+            other => panic!("{query}: expected a bad request, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn queries_tempo_accepts_compile() {
+    for query in [
+        "{ nil = nil }",
+        "{ nil != nil }",
+        "{ name != nil }",
+        "{ resource.service.name != nil }",
+        "{ span.foo = nil }",
+        "count() = 1 | { true }",
+        "by(.a) | { true }",
+        "select(.a)",
+        "{ true } | by(1 + .a) | coalesce()",
+        "{ true } | max((1 + .a) * 2) = 1",
+        "{ } | count() % 0 = 1",
+        "{ duration % 0 = 1 }",
+    ] {
+        let parsed = must_parse(query);
+        if let Err(e) = compile(&parsed, window()) {
+            panic!("{query}: {e}");
+        }
+    }
+}
