@@ -894,9 +894,17 @@ impl Compiler {
                         span.value, resource.value
                     )
                 }
+                // An event or link that has (`!= nil`) or lacks (`= nil`) the attribute: a
+                // span without events or links has neither.
                 Val::Element { list, stored } => {
-                    let inner = format!("{} IS NOT NULL", stored.value);
-                    self.element_match(list, &inner)
+                    return match op {
+                        BinaryOp::Eq | BinaryOp::Neq => {
+                            let test = if op == BinaryOp::Eq { "NULL" } else { "NOT NULL" };
+                            let inner = format!("{} IS {test}", stored.value);
+                            Ok(self.element_match(list, &inner))
+                        }
+                        _ => Err(type_error(whole, "nil can only be compared with = and !=")),
+                    };
                 }
                 Val::Absent => "false".into(),
             };
@@ -947,12 +955,25 @@ impl Compiler {
                 Ok(self.element_match(list, &inner))
             }
             (Val::Attr(a), Val::Attr(b)) => stored_vs_stored(&a, op, &b),
-            (Val::Either { span, resource }, Val::Attr(b))
-            | (Val::Attr(b), Val::Either { span, resource }) => Ok(format!(
-                "({} OR {})",
-                stored_vs_stored(&span, op, &b)?,
-                stored_vs_stored(&resource, op, &b)?
-            )),
+            // Against another attribute an unscoped attribute has one value, as in Tempo:
+            // the span's, else the resource's.
+            (Val::Either { span, resource }, Val::Attr(b)) => {
+                stored_vs_stored(&span_first(&span, &resource), op, &b)
+            }
+            (Val::Attr(a), Val::Either { span, resource }) => {
+                stored_vs_stored(&a, op, &span_first(&span, &resource))
+            }
+            (
+                Val::Either { span, resource },
+                Val::Either {
+                    span: span_b,
+                    resource: resource_b,
+                },
+            ) => stored_vs_stored(
+                &span_first(&span, &resource),
+                op,
+                &span_first(&span_b, &resource_b),
+            ),
             _ => Err(type_error(
                 whole,
                 "this comparison is not supported: compare an attribute or intrinsic with a \
@@ -1180,6 +1201,17 @@ fn numeric(value: &Val, expr: &FieldExpr) -> Result<(Ty, String)> {
             format!("coalesce({}, {})", stored(span), stored(resource)),
         )),
         _ => Err(type_error(expr, "arithmetic needs numbers or durations")),
+    }
+}
+
+/// An unscoped attribute's single value: the span's when it has one, else the resource's.
+fn span_first(span: &Stored, resource: &Stored) -> Stored {
+    Stored {
+        value: format!("coalesce({}, {})", span.value, resource.value),
+        ty: format!(
+            "CASE WHEN {} IS NOT NULL THEN {} ELSE {} END",
+            span.value, span.ty, resource.ty
+        ),
     }
 }
 

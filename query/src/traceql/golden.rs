@@ -36,6 +36,8 @@ struct Span {
     message: &'static str,
     attributes: Vec<(&'static str, AttrValue<'static>)>,
     event: Option<(&'static str, &'static str)>,
+    /// An event with a name and no attributes.
+    bare_event: Option<&'static str>,
     link_to: Option<u8>,
 }
 
@@ -53,6 +55,7 @@ fn span(trace: u8, id: u8, parent: Option<u8>, service: &'static str, name: &'st
         message: "",
         attributes: Vec::new(),
         event: None,
+        bare_event: None,
         link_to: None,
     }
 }
@@ -123,9 +126,18 @@ fn dataset() -> Vec<Span> {
             .time(1000, 30)
             .attr("http.status_code", code(200))
             .attr("cache.hit", AttrValue::Bool(true)),
-        span(2, 8, Some(7), "frontend", "render")
-            .time(1005, 10)
-            .attr("ratio", AttrValue::Double(0.5)),
+        Span {
+            bare_event: Some("cache miss"),
+            ..span(2, 8, Some(7), "frontend", "render")
+                .time(1005, 10)
+                .attr("ratio", AttrValue::Double(0.5))
+                .attr(
+                    "int-array",
+                    AttrValue::Array(
+                        r#"{"values":[{"intValue":"111"},{"intValue":"222"}]}"#.into(),
+                    ),
+                )
+        },
         // Trace 3: the cart, with two cache calls and a link to trace 1.
         span(3, 9, None, "frontend", "GET /cart")
             .kind(Server)
@@ -138,11 +150,13 @@ fn dataset() -> Vec<Span> {
                 .time(2010, 50)
                 .attr("http.status_code", code(200))
                 .attr("http.method", AttrValue::Str("GET"))
+                .attr("cart.owner", AttrValue::Str("shop"))
         },
         span(3, 11, Some(10), "cart", "redis GET")
             .kind(Client)
             .time(2015, 5)
-            .attr("db.system", AttrValue::Str("redis")),
+            .attr("db.system", AttrValue::Str("redis"))
+            .attr("cart.owner", AttrValue::Str("web")),
         span(3, 12, Some(10), "cart", "redis GET")
             .kind(Client)
             .time(2025, 6)
@@ -152,6 +166,8 @@ fn dataset() -> Vec<Span> {
             .kind(Consumer)
             .time(3000, 40)
             .attr("messaging.system", AttrValue::Str("kafka")),
+        // ... and a retry whose parent id is its own id (a broken instrumentation).
+        span(4, 14, Some(14), "cart", "retry order").time(3050, 10),
     ]
 }
 
@@ -187,6 +203,15 @@ fn batch(spans: &[Span]) -> arrow::array::RecordBatch {
             .push("service.name", &AttrValue::Str(s.service));
         b.resource_attributes()
             .push("k8s.namespace", &AttrValue::Str(namespace));
+        if s.service == "payment" {
+            b.resource_attributes().push(
+                "str-array",
+                &AttrValue::Array(
+                    r#"{"values":[{"stringValue":"value-one"},{"stringValue":"value-three"}]}"#
+                        .into(),
+                ),
+            );
+        }
         if let Some((name, kind)) = s.event {
             b.events().begin_event(&EventFields {
                 time_unix_nano: T0 + (s.start_ms + 1) * MS,
@@ -196,6 +221,14 @@ fn batch(spans: &[Span]) -> arrow::array::RecordBatch {
             b.events()
                 .attributes()
                 .push("exception.type", &AttrValue::Str(kind));
+            b.events().end_event();
+        }
+        if let Some(name) = s.bare_event {
+            b.events().begin_event(&EventFields {
+                time_unix_nano: T0 + (s.start_ms + 2) * MS,
+                name,
+                dropped_attributes_count: 0,
+            });
             b.events().end_event();
         }
         if let Some(trace) = s.link_to {
@@ -241,11 +274,26 @@ fn value(v: &Value) -> String {
 
 /// One line per trace: `t<n>: {span, span} {span}` with the spansets' spans in start order,
 /// group values and shown attributes after `by` and `|`.
+///
+/// A query may start with `@<start>..<end> ` (milliseconds after the first span) to search
+/// that window instead of one holding every trace.
 async fn run(traces: &Traces, q: &str) -> String {
-    let window = Window {
+    let mut window = Window {
         start_ns: T0 - 1000 * MS,
         end_ns: T0 + 10_000 * MS,
     };
+    let mut q = q;
+    if let Some(rest) = q.strip_prefix('@')
+        && let Some((range, query)) = rest.split_once(' ')
+        && let Some((start, end)) = range.split_once("..")
+    {
+        let ms = |text: &str| text.parse::<i64>().expect("a window in milliseconds");
+        window = Window {
+            start_ns: T0 + ms(start) * MS,
+            end_ns: T0 + ms(end) * MS,
+        };
+        q = query;
+    }
     let request = match SearchRequest::parse(q, window, 100, 100) {
         Ok(r) => r,
         Err(e) => return format!("error: {e}\n"),
@@ -423,7 +471,7 @@ async fn metrics_queries_bucket_the_spans() {
     assert_eq!(
         by_label(&counts),
         [
-            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 1.0)]),
+            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 2.0)]),
             ("checkout".to_string(), vec![(t(0), 3.0)]),
             (
                 "frontend".to_string(),
@@ -437,7 +485,7 @@ async fn metrics_queries_bucket_the_spans() {
     assert_eq!(
         by_label(&top),
         [
-            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 1.0)]),
+            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 2.0)]),
             ("checkout".to_string(), vec![(t(0), 3.0)]),
             ("frontend".to_string(), vec![(t(1), 2.0)]),
         ]
