@@ -82,7 +82,8 @@ pub struct TraceSearchMetadata {
 pub struct SpanSet {
     pub spans: Vec<Span>,
     pub matched: u32,
-    /// The `by(...)` values the spanset was grouped by.
+    /// The `by(...)` values the spanset was grouped by, then the aggregates that kept it
+    /// (`count()`, `avg(duration)`, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<KeyValue>,
 }
@@ -331,6 +332,10 @@ pub fn traceql_search(outcome: Outcome) -> SearchResponse {
                         .group
                         .iter()
                         .map(|(k, v)| key_value(&format!("by({k})"), v))
+                        .chain(set.attributes.into_iter().map(|(key, value)| KeyValue {
+                            key,
+                            value: any_value(value),
+                        }))
                         .collect(),
                 })
                 .collect();
@@ -343,6 +348,15 @@ pub fn traceql_search(outcome: Outcome) -> SearchResponse {
     response
 }
 
+fn any_value(value: Value) -> AnyValue {
+    match value {
+        Value::Str(s) => AnyValue::StringValue(s),
+        Value::Int(i) => AnyValue::IntValue(i.to_string()),
+        Value::Double(d) => AnyValue::DoubleValue(d),
+        Value::Bool(b) => AnyValue::BoolValue(b),
+    }
+}
+
 fn found_span(span: FoundSpan) -> Span {
     let mut attributes = vec![key_value("service.name", &span.service)];
     for (key, value) in span.attributes {
@@ -351,12 +365,7 @@ fn found_span(span: FoundSpan) -> Span {
         }
         attributes.push(KeyValue {
             key,
-            value: match value {
-                Value::Str(s) => AnyValue::StringValue(s),
-                Value::Int(i) => AnyValue::IntValue(i.to_string()),
-                Value::Double(d) => AnyValue::DoubleValue(d),
-                Value::Bool(b) => AnyValue::BoolValue(b),
-            },
+            value: any_value(value),
         });
     }
     Span {

@@ -84,6 +84,7 @@ impl Compiled {
                 name: o.name.clone(),
                 value: o.value.replace(ONLY, &only),
                 kind: o.kind.replace(ONLY, &only),
+                on_spanset: o.on_spanset,
             })
             .collect();
         (self.relation.replace(ONLY, &only), params, outputs)
@@ -97,8 +98,12 @@ pub struct Output {
     pub name: String,
     /// SQL of its value as text.
     pub value: String,
-    /// SQL of its stored type (`int`, `double`, `bool`; NULL for strings), or a fixed type.
+    /// SQL of its stored type (`int`, `double`, `bool`; NULL for strings), or a fixed type
+    /// (also `duration`, nanoseconds).
     pub kind: String,
+    /// Whether it is a value of the whole spanset (an aggregate such as `count()`, shown as
+    /// Tempo shows it among the spanset's attributes) rather than of each span.
+    pub on_spanset: bool,
 }
 
 /// Compiles `query` over the spans that start in `window`.
@@ -113,6 +118,26 @@ pub fn compile(query: &Query, window: Window) -> Result<Compiled> {
     validate(query)?;
     let mut c = Compiler::new(window);
     let relation = c.pipeline(&query.pipeline, BASE)?;
+    // Tempo adds the aggregate of a scalar filter to the spansets it keeps (`count()` = 3).
+    // A scalar filter keeps or drops whole spansets, so the aggregates of the filters that end
+    // the pipeline (with only `select` after them) are the same over the spansets shown.
+    let mut shown = Vec::new();
+    for stage in query.pipeline.stages.iter().rev() {
+        match stage {
+            Stage::Select(_) => {}
+            Stage::ScalarFilter(filter) => {
+                for side in [&filter.rhs, &filter.lhs] {
+                    if let ScalarExpr::Aggregate(aggregate) = side {
+                        shown.push(aggregate);
+                    }
+                }
+            }
+            _ => break,
+        }
+    }
+    for aggregate in shown.into_iter().rev() {
+        c.spanset_output(aggregate)?;
+    }
     Ok(c.finish(relation))
 }
 
@@ -710,7 +735,39 @@ impl Compiler {
             // Event and link values differ per element; nothing single to show.
             Val::Element { .. } | Val::Nil | Val::Absent => return Ok(()),
         };
-        self.outputs.push(Output { name, value, kind });
+        self.outputs.push(Output {
+            name,
+            value,
+            kind,
+            on_spanset: false,
+        });
+        Ok(())
+    }
+
+    /// Shows an aggregate's value on each spanset.
+    fn spanset_output(&mut self, aggregate: &Aggregate) -> Result<()> {
+        let name = aggregate.to_string();
+        if self.outputs.iter().any(|o| o.on_spanset && o.name == name) {
+            return Ok(());
+        }
+        let kind = match aggregate {
+            Aggregate::Count => "'int'",
+            Aggregate::Avg(f) | Aggregate::Min(f) | Aggregate::Max(f) | Aggregate::Sum(f) => {
+                let value = self.field_expr(f)?;
+                if numeric(&value, f)?.0 == Ty::Duration {
+                    "'duration'"
+                } else {
+                    "'double'"
+                }
+            }
+        };
+        let value = self.scalar(&ScalarExpr::Aggregate(aggregate.clone()))?;
+        self.outputs.push(Output {
+            name,
+            value: format!("CAST({value} AS VARCHAR)"),
+            kind: kind.into(),
+            on_spanset: true,
+        });
         Ok(())
     }
 

@@ -329,6 +329,14 @@ async fn run(traces: &Traces, q: &str) -> String {
                     set.group.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let _ = write!(out, " by {}", groups.join(" "));
             }
+            if !set.attributes.is_empty() {
+                let shown: Vec<String> = set
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", value(v)))
+                    .collect();
+                let _ = write!(out, " with {}", shown.join(" "));
+            }
             if set.matched as usize != set.spans.len() {
                 let _ = write!(out, " matched={}", set.matched);
             }

@@ -72,6 +72,10 @@ pub struct FoundSpanset {
     pub spans: Vec<FoundSpan>,
     /// Spans in the spanset.
     pub matched: u64,
+    /// Values of the whole spanset: the aggregates of the scalar filters that kept it, as
+    /// `("count()", Int(3))`.
+    #[serde(serialize_with = "as_map")]
+    pub attributes: Vec<(String, Value)>,
 }
 
 /// A trace found by a TraceQL search.
@@ -325,12 +329,26 @@ async fn spansets(
                     },
                     spans: Vec::new(),
                     matched: 0,
+                    attributes: Vec::new(),
                 });
             set.matched = matched[row].max(0) as u64;
+            if set.spans.is_empty() {
+                set.attributes = compiled
+                    .outputs
+                    .iter()
+                    .zip(&shown)
+                    .filter(|(output, _)| output.on_spanset)
+                    .filter_map(|(output, (values, kinds))| {
+                        let value = values[row].as_deref()?;
+                        Some((output.name.clone(), typed(value, kinds[row].as_deref())))
+                    })
+                    .collect();
+            }
             let attributes = compiled
                 .outputs
                 .iter()
                 .zip(&shown)
+                .filter(|(output, _)| !output.on_spanset)
                 .filter_map(|(output, (values, kinds))| {
                     let value = values[row].as_deref()?;
                     Some((output.name.clone(), typed(value, kinds[row].as_deref())))
@@ -359,7 +377,49 @@ fn typed(value: &str, kind: Option<&str>) -> Value {
             .parse()
             .map_or_else(|_| Value::Str(value.into()), Value::Double),
         Some("bool") => Value::Bool(value == "true"),
+        Some("duration") => value.parse::<f64>().map_or_else(
+            |_| Value::Str(value.into()),
+            |nanos| Value::Str(go_duration(nanos.round() as i64)),
+        ),
         Some("status" | "kind") => Value::Str(value.to_ascii_lowercase()),
         _ => Value::Str(value.into()),
+    }
+}
+
+/// A duration in nanoseconds as Go's `time.Duration.String` writes it (`1.5s`, `90ms`,
+/// `1h2m3s`), the form Tempo shows duration aggregates in.
+fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    // Below a second: one unit with a fraction.
+    let fraction = |value: u64, unit: u64| -> String {
+        let whole = value / unit;
+        let rest = value % unit;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let digits = unit.ilog10() as usize;
+        let text = format!("{rest:0digits$}");
+        format!("{whole}.{}", text.trim_end_matches('0'))
+    };
+    if n < 1_000 {
+        return format!("{sign}{n}ns");
+    }
+    if n < 1_000_000 {
+        return format!("{sign}{}µs", fraction(n, 1_000));
+    }
+    if n < 1_000_000_000 {
+        return format!("{sign}{}ms", fraction(n, 1_000_000));
+    }
+    let hours = n / 3_600_000_000_000;
+    let minutes = n / 60_000_000_000 % 60;
+    let seconds = fraction(n % 60_000_000_000, 1_000_000_000);
+    match (hours, minutes) {
+        (0, 0) => format!("{sign}{seconds}s"),
+        (0, m) => format!("{sign}{m}m{seconds}s"),
+        (h, m) => format!("{sign}{h}h{m}m{seconds}s"),
     }
 }
