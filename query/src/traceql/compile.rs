@@ -106,7 +106,22 @@ pub struct Output {
     pub on_spanset: bool,
 }
 
-/// Compiles `query` over the spans that start in `window`.
+/// How far before and after a search window the spans of a trace that overlaps the window are
+/// looked for. Tempo searches whole traces that overlap the window; the spans of a trace start
+/// before and after it, but reading every file for them would defeat the time pruning, so the
+/// scan is widened by this much (spans of a trace further away are not seen).
+pub const TRACE_REACH_NS: i64 = 30 * 60 * 1_000_000_000;
+
+/// The start times a search over `window` reads: widened by [`TRACE_REACH_NS`] both ways.
+pub fn search_scan(window: Window) -> Window {
+    Window {
+        start_ns: window.start_ns.saturating_sub(TRACE_REACH_NS),
+        end_ns: window.end_ns.saturating_add(TRACE_REACH_NS),
+    }
+}
+
+/// Compiles a search: `query` over the spans of the traces that overlap `window` (one of their
+/// spans starts before its end and ends at or after its start), as Tempo searches.
 pub fn compile(query: &Query, window: Window) -> Result<Compiled> {
     if query.metrics.is_some() {
         return Err(Error::BadRequest(
@@ -116,7 +131,7 @@ pub fn compile(query: &Query, window: Window) -> Result<Compiled> {
         ));
     }
     validate(query)?;
-    let mut c = Compiler::new(window);
+    let mut c = Compiler::new(window, true);
     let relation = c.pipeline(&query.pipeline, BASE)?;
     // Tempo adds the aggregate of a scalar filter to the spansets it keeps (`count()` = 3).
     // A scalar filter keeps or drops whole spansets, so the aggregates of the filters that end
@@ -169,7 +184,7 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
         ));
     };
     validate(query)?;
-    let mut c = Compiler::new(window);
+    let mut c = Compiler::new(window, false);
     let relation = c.pipeline(&query.pipeline, BASE)?;
     let mut labels = Vec::new();
     let mut label_columns = Vec::new();
@@ -292,7 +307,7 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
 #[derive(Default)]
 struct Compiler {
     params: Vec<ScalarValue>,
-    /// The time condition on `start_time`.
+    /// The time condition: on `start_time`, and for a search on the trace overlapping.
     window: String,
     /// Whether some condition reads the trace-level columns.
     trace_columns: bool,
@@ -382,17 +397,24 @@ enum Operand {
 }
 
 impl Compiler {
-    fn new(window: Window) -> Self {
+    /// A compiler over the spans that start in `window`, or with `overlap` over the spans of
+    /// the traces that overlap it.
+    fn new(window: Window, overlap: bool) -> Self {
         let mut c = Compiler::default();
-        let start = c.bind(ScalarValue::TimestampNanosecond(
-            Some(window.start_ns),
-            Some("UTC".into()),
-        ));
-        let end = c.bind(ScalarValue::TimestampNanosecond(
-            Some(window.end_ns),
-            Some("UTC".into()),
-        ));
-        c.window = format!("start_time >= {start} AND start_time < {end}{ONLY}");
+        let mut stamp =
+            |ns| c.bind(ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into())));
+        let (start, end) = (stamp(window.start_ns), stamp(window.end_ns));
+        c.window = if overlap {
+            let scan = search_scan(window);
+            let (scan_start, scan_end) = (stamp(scan.start_ns), stamp(scan.end_ns));
+            format!(
+                "start_time >= {scan_start} AND start_time < {scan_end}{ONLY} AND trace_id IN \
+                 (SELECT trace_id FROM spans WHERE start_time >= {scan_start} \
+                   AND start_time < {end} AND end_time >= {start}{ONLY})"
+            )
+        } else {
+            format!("start_time >= {start} AND start_time < {end}{ONLY}")
+        };
         c
     }
 

@@ -8,7 +8,7 @@ use datafusion::common::ScalarValue;
 use serde::Serialize;
 use spanlake_storage::TenantId;
 
-use super::compile::{Compiled, compile, run_error};
+use super::compile::{Compiled, compile, run_error, search_scan};
 use super::{Query, parse};
 use crate::tempo::query::{int64s, texts};
 use crate::traces::{FIRST_SLICE_SPANS, Slices, TraceHit, Traces, Window};
@@ -18,7 +18,7 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
     pub query: Query,
-    /// Spans must start in it.
+    /// Traces must overlap it.
     pub window: Window,
     /// Most traces returned, newest first.
     pub limit: usize,
@@ -200,7 +200,12 @@ async fn newest_in_chunks(
     let (mut bytes, mut rows) = (0, 0);
     let mut seen: HashSet<String> = HashSet::new();
     let mut found = Vec::new();
-    let slices = Slices::new(traces.engine(), tenant, request.window, FIRST_SLICE_SPANS);
+    let slices = Slices::new(
+        traces.engine(),
+        tenant,
+        search_scan(request.window),
+        FIRST_SLICE_SPANS,
+    );
     'slices: for slice in slices {
         let room = MAX_CANDIDATE_TRACES - seen.len();
         let candidates = traces
