@@ -203,6 +203,7 @@ impl QueryEngine {
         let stats = table.stats();
         ctx.register_table("spans", Arc::new(table))?;
         ctx.register_udwf(crate::traceql::structural::udwf());
+        ctx.register_udf(crate::traceql::arrays::udf());
         let traces = Traces::new(Arc::new(self.clone()));
         ctx.register_udtf(
             "service_graph",

@@ -114,6 +114,13 @@ pub enum AnyValue {
     IntValue(String),
     DoubleValue(f64),
     BoolValue(bool),
+    ArrayValue(ArrayValue),
+}
+
+/// An OTLP `ArrayValue`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ArrayValue {
+    pub values: Vec<AnyValue>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -354,6 +361,9 @@ fn any_value(value: Value) -> AnyValue {
         Value::Int(i) => AnyValue::IntValue(i.to_string()),
         Value::Double(d) => AnyValue::DoubleValue(d),
         Value::Bool(b) => AnyValue::BoolValue(b),
+        Value::Array(values) => AnyValue::ArrayValue(ArrayValue {
+            values: values.into_iter().map(any_value).collect(),
+        }),
     }
 }
 
@@ -509,6 +519,20 @@ mod tests {
         );
         assert_eq!(found.traces[0].root_service_name, MISSING_ROOT);
         assert_eq!(found.traces[0].root_trace_name, "");
+    }
+
+    #[test]
+    fn arrays_are_typed_otlp_arrays() {
+        let value = any_value(Value::Array(vec![
+            Value::Int(111),
+            Value::Str("a".into()),
+            Value::Double(0.5),
+            Value::Bool(true),
+        ]));
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            r#"{"arrayValue":{"values":[{"intValue":"111"},{"stringValue":"a"},{"doubleValue":0.5},{"boolValue":true}]}}"#
+        );
     }
 
     #[test]

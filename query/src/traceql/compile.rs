@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 
 use datafusion::common::ScalarValue;
 
-use super::structural;
+use super::{arrays, structural};
 use super::validate::validate;
 use super::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,
@@ -872,10 +872,19 @@ impl Compiler {
                 let negate = op == BinaryOp::NotRegex;
                 let test = |text: &str, ty: Option<&str>| {
                     let string = ty.map_or(String::new(), |t| format!(" AND {t} IS NULL"));
-                    if negate {
+                    let matched = if negate {
                         format!("(NOT regexp_like({text}, {pattern}){string})")
                     } else {
                         format!("(regexp_like({text}, {pattern}){string})")
+                    };
+                    // An array attribute matches by its elements (see `arrays`).
+                    match ty {
+                        Some(t) => format!(
+                            "({matched} OR {}({text}, {t}, '{}', {pattern}))",
+                            arrays::NAME,
+                            op.symbol()
+                        ),
+                        None => matched,
                     }
                 };
                 let sql = match &value {
@@ -1308,14 +1317,26 @@ fn stored_vs_typed(
 ) -> Result<String> {
     let sql_op = binary_sql(op);
     let equality = matches!(op, BinaryOp::Eq | BinaryOp::Neq);
+    // An array attribute matches by its elements (see `arrays`).
+    let array = format!(
+        "{}({}, {}, '{}', {sql})",
+        arrays::NAME,
+        s.value,
+        s.ty,
+        op.symbol()
+    );
     Ok(match ty {
-        Ty::Str => format!("({} {sql_op} {sql} AND {} IS NULL)", s.value, s.ty),
+        Ty::Str => format!(
+            "(({} {sql_op} {sql} AND {} IS NULL) OR {array})",
+            s.value, s.ty
+        ),
         Ty::Int | Ty::Float | Ty::Duration => format!(
-            "(TRY_CAST({} AS DOUBLE) {sql_op} {sql} AND {} IN ('int', 'double'))",
+            "((TRY_CAST({} AS DOUBLE) {sql_op} {sql} AND {} IN ('int', 'double')) OR {array})",
             s.value, s.ty
         ),
         Ty::Bool if equality => format!(
-            "({} {sql_op} CASE WHEN {sql} THEN 'true' ELSE 'false' END AND {} = 'bool')",
+            "(({} {sql_op} CASE WHEN {sql} THEN 'true' ELSE 'false' END AND {} = 'bool') \
+             OR {array})",
             s.value, s.ty
         ),
         Ty::Bool => {

@@ -269,6 +269,10 @@ fn value(v: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Double(d) => d.to_string(),
         Value::Bool(b) => b.to_string(),
+        Value::Array(values) => format!(
+            "[{}]",
+            values.iter().map(value).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 

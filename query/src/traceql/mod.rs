@@ -48,6 +48,7 @@
 //! and the syntax tree to [`MAX_TREE_DEPTH`] levels, so hostile input gives a [`ParseError`]
 //! rather than exhausting the stack.
 
+pub(crate) mod arrays;
 mod ast;
 mod compile;
 #[cfg(test)]

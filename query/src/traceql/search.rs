@@ -47,6 +47,8 @@ pub enum Value {
     Int(i64),
     Double(f64),
     Bool(bool),
+    /// An array attribute's elements.
+    Array(Vec<Value>),
 }
 
 /// A span of a spanset.
@@ -387,8 +389,36 @@ fn typed(value: &str, kind: Option<&str>) -> Value {
             |nanos| Value::Str(go_duration(nanos.round() as i64)),
         ),
         Some("status" | "kind") => Value::Str(value.to_ascii_lowercase()),
+        Some("array") => array_value(value).unwrap_or_else(|| Value::Str(value.into())),
         _ => Value::Str(value.into()),
     }
+}
+
+/// An array attribute stored as OTLP/JSON (`{"values":[{"intValue":"1"}, ...]}`) as typed
+/// elements; nested arrays and key-value lists are shown as their JSON text.
+fn array_value(json: &str) -> Option<Value> {
+    use serde_json::Value as Json;
+    let parsed: Json = serde_json::from_str(json).ok()?;
+    let elements = parsed.get("values").and_then(Json::as_array)?;
+    let element = |e: &Json| -> Value {
+        if let Some(s) = e.get("stringValue").and_then(Json::as_str) {
+            return Value::Str(s.into());
+        }
+        if let Some(i) = e
+            .get("intValue")
+            .and_then(|v| v.as_str().and_then(|t| t.parse().ok()).or(v.as_i64()))
+        {
+            return Value::Int(i);
+        }
+        if let Some(d) = e.get("doubleValue").and_then(Json::as_f64) {
+            return Value::Double(d);
+        }
+        if let Some(b) = e.get("boolValue").and_then(Json::as_bool) {
+            return Value::Bool(b);
+        }
+        Value::Str(e.to_string())
+    };
+    Some(Value::Array(elements.iter().map(element).collect()))
 }
 
 /// A duration in nanoseconds as Go's `time.Duration.String` writes it (`1.5s`, `90ms`,
