@@ -311,6 +311,8 @@ struct Compiler {
     window: String,
     /// Whether some condition reads the trace-level columns.
     trace_columns: bool,
+    /// Whether some condition reads `childCount`.
+    child_count: bool,
     outputs: Vec<Output>,
     group_by: Vec<String>,
     /// For unique aliases.
@@ -452,8 +454,28 @@ impl Compiler {
         format!("tql_r{}", self.next_alias)
     }
 
-    /// The base relation: spans in the window, with trace-level columns when needed.
+    /// The base relation: spans in the window, with trace-level columns and the number of
+    /// children when needed.
     fn base(&self) -> String {
+        let base = self.base_spans();
+        if !self.child_count {
+            return base;
+        }
+        // Children are the distinct span ids naming the span as parent (a span that is its own
+        // parent is not its own child).
+        let window = &self.window;
+        format!(
+            "(SELECT b.*, coalesce(k.tql_children, 0) AS tql_child_count FROM {base} b \
+             LEFT JOIN (SELECT trace_id AS tql_ktrace, parent_span_id AS tql_kparent, \
+                 count(DISTINCT span_id) AS tql_children FROM spans \
+               WHERE {window} AND parent_span_id IS NOT NULL AND parent_span_id <> span_id \
+               GROUP BY trace_id, parent_span_id) k \
+             ON b.trace_id = k.tql_ktrace AND b.span_id = k.tql_kparent)"
+        )
+    }
+
+    /// Spans in the window, with trace-level columns when needed.
+    fn base_spans(&self) -> String {
         let window = &self.window;
         if self.trace_columns {
             format!(
@@ -960,8 +982,9 @@ impl Compiler {
         let column = list.column();
         let window = self.window.clone();
         format!(
-            "({} IN (SELECT {} FROM (SELECT trace_id, span_id, unnest({column}) AS tql_u \
-             FROM spans WHERE {window}) tql_unnested WHERE {condition}))",
+            "({} IN (SELECT {} FROM (SELECT trace_id, span_id, start_time AS tql_span_start, \
+             unnest({column}) AS tql_u FROM spans WHERE {window}) tql_unnested \
+             WHERE {condition}))",
             span_key(""),
             span_key("")
         )
@@ -1148,11 +1171,19 @@ impl Compiler {
             Intrinsic::EventName => element(Nested::Events, "get_field(tql_u, 'name')"),
             Intrinsic::LinkTraceId => element(Nested::Links, "get_field(tql_u, 'trace_id')"),
             Intrinsic::LinkSpanId => element(Nested::Links, "get_field(tql_u, 'span_id')"),
-            Intrinsic::ChildCount | Intrinsic::EventTimeSinceStart => {
-                return Err(Error::BadRequest(format!(
-                    "q: {} is not supported yet",
-                    Field::Intrinsic(intrinsic)
-                )));
+            // The event's time after its span's start, in nanoseconds.
+            Intrinsic::EventTimeSinceStart => Val::Element {
+                list: Nested::Events,
+                stored: Stored {
+                    value: "CAST(CAST(get_field(tql_u, 'time') AS BIGINT) \
+                            - CAST(tql_span_start AS BIGINT) AS VARCHAR)"
+                        .into(),
+                    ty: "'int'".into(),
+                },
+            },
+            Intrinsic::ChildCount => {
+                self.child_count = true;
+                typed(Ty::Int, "tql_child_count")
             }
         })
     }
