@@ -823,8 +823,36 @@ pub struct MetricsQuery {
     pub function: MetricsFunction,
     /// The fields of `by (...)` (empty without `by`).
     pub by: Vec<Field>,
+    /// A comparison the series' points must pass, e.g. `> 10` in `rate() > 10`.
+    pub threshold: Option<Threshold>,
     /// A second stage such as `| topk(10)`.
     pub second_stage: Option<SecondStage>,
+    /// A comparison the points kept by the second stage must pass (`| topk(5) > 10`).
+    pub second_threshold: Option<Threshold>,
+}
+
+/// A comparison of every point of a metrics series with a number: the points that fail it
+/// are dropped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// The comparison.
+    pub op: ComparisonOp,
+    /// The number points are compared with.
+    pub value: f64,
+}
+
+impl Threshold {
+    /// Whether `point` passes.
+    pub fn passes(self, point: f64) -> bool {
+        match self.op {
+            ComparisonOp::Eq => point == self.value,
+            ComparisonOp::Neq => point != self.value,
+            ComparisonOp::Lt => point < self.value,
+            ComparisonOp::Lte => point <= self.value,
+            ComparisonOp::Gt => point > self.value,
+            ComparisonOp::Gte => point >= self.value,
+        }
+    }
 }
 
 /// A metrics function.

@@ -531,6 +531,25 @@ async fn metrics_queries_bucket_the_spans() {
     );
     assert_eq!(p[1].samples[0], (t(0), 0.2), "the maximum, in seconds");
 
+    // Comparisons drop the points that fail them, before and after a second stage.
+    let busy = run("{ } | count_over_time() by (resource.service.name) > 1").await;
+    assert_eq!(
+        by_label(&busy),
+        [
+            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 2.0)]),
+            ("checkout".to_string(), vec![(t(0), 3.0)]),
+            ("frontend".to_string(), vec![(t(0), 2.0), (t(1), 2.0)]),
+        ]
+    );
+    let top = run("{ } | count_over_time() by (resource.service.name) | topk(1) < 3").await;
+    assert_eq!(
+        by_label(&top),
+        [
+            ("cart".to_string(), vec![(t(3), 2.0)]),
+            ("frontend".to_string(), vec![(t(1), 2.0)]),
+        ]
+    );
+
     let bad = RangeRequest::parse("{ } | rate()", window, Some(0));
     assert!(bad.is_err());
     let too_many = RangeRequest::parse("{ } | rate()", window, Some(0)).unwrap_err();

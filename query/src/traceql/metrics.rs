@@ -9,7 +9,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampNanosecondType};
 use spanlake_storage::TenantId;
 
-use super::{Query, SecondStage, compile_metrics, parse};
+use super::{Query, SecondStage, Threshold, compile_metrics, parse};
 use crate::tempo::query::texts;
 use crate::traces::{Traces, Window};
 use crate::{Error, Result};
@@ -136,10 +136,27 @@ pub async fn query_range(
             Series { labels, samples }
         })
         .collect();
-    if let Some(stage) = request.query.metrics.as_ref().and_then(|m| m.second_stage) {
-        out = rank(out, stage);
+    if let Some(metrics) = &request.query.metrics {
+        if let Some(threshold) = metrics.threshold {
+            out = keep_passing(out, threshold);
+        }
+        if let Some(stage) = metrics.second_stage {
+            out = rank(out, stage);
+        }
+        if let Some(threshold) = metrics.second_threshold {
+            out = keep_passing(out, threshold);
+        }
     }
     Ok((out, output.bytes_read))
+}
+
+/// `rate() > 10`: only the points that pass; series left without points are dropped.
+fn keep_passing(mut series: Vec<Series>, threshold: Threshold) -> Vec<Series> {
+    for s in &mut series {
+        s.samples.retain(|&(_, v)| threshold.passes(v));
+    }
+    series.retain(|s| !s.samples.is_empty());
+    series
 }
 
 /// `topk(n)` / `bottomk(n)`: at each timestamp, only the `n` largest (smallest) values are

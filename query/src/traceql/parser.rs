@@ -24,7 +24,7 @@ use std::fmt;
 use super::ast::{
     Aggregate, ArithmeticOp, BinaryOp, ComparisonOp, Field, FieldExpr, Hint, Literal,
     MetricsFunction, MetricsQuery, PREC_ADDITIVE, PREC_MULTIPLICATIVE, Pipeline, Query, ScalarExpr,
-    ScalarFilter, SecondStage, SpansetExpr, SpansetFilter, SpansetOp, Stage, UnaryOp,
+    ScalarFilter, SecondStage, SpansetExpr, SpansetFilter, SpansetOp, Stage, Threshold, UnaryOp,
 };
 use super::lexer::{Lexer, Punct, Token, TokenKind, describe_text};
 
@@ -736,7 +736,9 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
+        let threshold = self.threshold()?;
         let mut second_stage = None;
+        let mut second_threshold = None;
         if self.is_punct(Punct::Pipe) {
             self.advance()?;
             let kind = match self.word() {
@@ -754,19 +756,50 @@ impl<'a> Parser<'a> {
             self.advance()?;
             self.expect_punct(Punct::RParen, "`)`")?;
             second_stage = Some(kind(limit));
+            second_threshold = self.threshold()?;
         }
         if !self.is_eof() && !self.is_word("with") {
             return Err(self.error(match (by.is_empty(), second_stage.is_none()) {
-                (true, true) => "`by`, `|` or end of query",
-                (false, true) => "`|` or end of query",
-                _ => "end of query",
+                (true, true) => "`by`, a comparison, `|` or end of query",
+                (false, true) => "a comparison, `|` or end of query",
+                _ => "a comparison or end of query",
             }));
         }
         Ok(MetricsQuery {
             function,
             by,
+            threshold,
             second_stage,
+            second_threshold,
         })
+    }
+
+    /// An optional comparison of a metrics series' points with a number: `> 10`, `<= -0.5`.
+    fn threshold(&mut self) -> Result<Option<Threshold>, ParseError> {
+        let op = match self.punct() {
+            Some(Punct::Eq) => ComparisonOp::Eq,
+            Some(Punct::Neq) => ComparisonOp::Neq,
+            Some(Punct::Lt) => ComparisonOp::Lt,
+            Some(Punct::Lte) => ComparisonOp::Lte,
+            Some(Punct::Gt) => ComparisonOp::Gt,
+            Some(Punct::Gte) => ComparisonOp::Gte,
+            _ => return Ok(None),
+        };
+        self.advance()?;
+        let negative = self.is_punct(Punct::Minus);
+        if negative {
+            self.advance()?;
+        }
+        let value = match self.token.kind {
+            TokenKind::Integer(value) => value as f64,
+            TokenKind::Float(value) => value,
+            _ => return Err(self.error("a number to compare the series' points with")),
+        };
+        self.advance()?;
+        Ok(Some(Threshold {
+            op,
+            value: if negative { -value } else { value },
+        }))
     }
 
     /// An attribute or intrinsic (the arguments of metrics functions).

@@ -11,6 +11,7 @@ use super::ast::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,
     Hint, Intrinsic, Literal, MetricsFunction, MetricsQuery, PREC_ATOM, PREC_MULTIPLICATIVE,
     PREC_UNARY, Pipeline, Query, ScalarExpr, ScalarFilter, SecondStage, SpanKind, SpansetExpr,
+    Threshold,
     SpansetFilter, SpansetOp, Stage, Status, UnaryOp,
 };
 use super::lexer::is_attribute_char;
@@ -412,10 +413,23 @@ impl Display for MetricsQuery {
             write_list(f, &self.by)?;
             f.write_str(")")?;
         }
+        if let Some(threshold) = &self.threshold {
+            write!(f, " {threshold}")?;
+        }
         if let Some(second_stage) = &self.second_stage {
             write!(f, " | {second_stage}")?;
         }
+        if let Some(threshold) = &self.second_threshold {
+            write!(f, " {threshold}")?;
+        }
         Ok(())
+    }
+}
+
+impl Display for Threshold {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", self.op)?;
+        write_float(f, self.value)
     }
 }
 

@@ -449,8 +449,29 @@ fn pipelines_and_metrics_structure() {
                 parent: false,
                 name: "a".into(),
             })],
+            threshold: None,
             second_stage: Some(SecondStage::TopK(5)),
+            second_threshold: None,
         })
+    );
+    let filtered = must_parse("{ } | rate() by (name) >= 5.5 | topk(5) < -1");
+    let metrics = filtered.metrics.clone().expect("a metrics query");
+    assert_eq!(
+        (metrics.threshold, metrics.second_threshold),
+        (
+            Some(Threshold {
+                op: ComparisonOp::Gte,
+                value: 5.5
+            }),
+            Some(Threshold {
+                op: ComparisonOp::Lt,
+                value: -1.0
+            })
+        )
+    );
+    assert_eq!(
+        filtered.to_string(),
+        "{} | rate() by (name) >= 5.5 | topk(5) < -1.0"
     );
 }
 
@@ -1020,11 +1041,16 @@ fn random_metrics(rng: &mut Lcg) -> MetricsQuery {
     MetricsQuery {
         function,
         by: (0..rng.below(3)).map(|_| random_field(rng)).collect(),
+        threshold: rng.chance(30).then(|| Threshold {
+            op: rng.pick(&ComparisonOp::ALL),
+            value: random_float(rng),
+        }),
         second_stage: match rng.below(3) {
             0 => Some(SecondStage::TopK(1 + rng.next() % 100)),
             1 => Some(SecondStage::BottomK(1 + rng.next() % 100)),
             _ => None,
         },
+        second_threshold: None,
     }
 }
 
