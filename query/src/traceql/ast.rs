@@ -28,6 +28,43 @@ pub struct Query {
     pub metrics: Option<MetricsQuery>,
     /// Query hints from a trailing `with (name = value, ...)`.
     pub hints: Vec<Hint>,
+    /// Arithmetic of metrics queries, e.g. `({ status = error } | rate()) / ({ } | rate())`.
+    /// When set, the query is this arithmetic: `pipeline` is `{}` and `metrics` is `None`.
+    pub math: Option<MetricsArithmetic>,
+}
+
+/// Metrics queries combined with `+ - * /` and numbers, then optionally filtered and ranked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsArithmetic {
+    /// The expression.
+    pub expr: MetricsMath,
+    /// A comparison the result's points must pass.
+    pub threshold: Option<Threshold>,
+    /// A second stage such as `| topk(10)`.
+    pub second_stage: Option<SecondStage>,
+    /// A comparison the points kept by the second stage must pass.
+    pub second_threshold: Option<Threshold>,
+}
+
+/// An arithmetic expression over metrics queries. Operations between numbers alone are
+/// folded when parsing (integers keep integer arithmetic, so `1 / 2` is `0`), so a
+/// [`MetricsMath::Binary`] always has a query on at least one side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricsMath {
+    /// A parenthesized metrics query, e.g. `({ } | rate() by (name))`; its `math` is `None`
+    /// and its `metrics` is set.
+    Query(Box<Query>),
+    /// A number: an [`Literal::Int`] or a [`Literal::Float`].
+    Number(Literal),
+    /// Two expressions joined by `+`, `-`, `*` or `/`.
+    Binary {
+        /// The operator.
+        op: ArithmeticOp,
+        /// The left operand.
+        lhs: Box<MetricsMath>,
+        /// The right operand.
+        rhs: Box<MetricsMath>,
+    },
 }
 
 /// A query hint: `name = value` inside `with (...)`.

@@ -123,7 +123,7 @@ pub fn search_scan(window: Window) -> Window {
 /// Compiles a search: `query` over the spans of the traces that overlap `window` (one of their
 /// spans starts before its end and ends at or after its start), as Tempo searches.
 pub fn compile(query: &Query, window: Window) -> Result<Compiled> {
-    if query.metrics.is_some() {
+    if query.metrics.is_some() || query.math.is_some() {
         return Err(Error::BadRequest(
             "q: metrics queries (rate(), count_over_time(), ...) are answered by \
              /api/metrics/query_range, not by search"
@@ -176,6 +176,11 @@ pub type ValueColumn = (&'static str, Option<f64>);
 /// of `step_ms` over `window`.
 pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<CompiledMetrics> {
     use super::MetricsFunction as F;
+    if query.math.is_some() {
+        return Err(Error::Internal(
+            "metrics arithmetic is evaluated query by query".into(),
+        ));
+    }
     let Some(metrics) = &query.metrics else {
         return Err(Error::BadRequest(
             "q: not a metrics query: end it with a metrics function such as | rate(), \

@@ -550,6 +550,37 @@ async fn metrics_queries_bucket_the_spans() {
         ]
     );
 
+    // Arithmetic of metrics queries, point by point.
+    let scaled = run("({ } | count_over_time()) * 100").await;
+    assert_eq!(scaled.len(), 1);
+    assert_eq!(
+        scaled[0].samples,
+        [(t(0), 600.0), (t(1), 200.0), (t(2), 400.0), (t(3), 200.0)]
+    );
+    let ok_share = run("1 - ({ status = error } | count_over_time()) / ({ } | count_over_time())")
+        .await;
+    assert_eq!(ok_share.len(), 1);
+    assert_eq!(ok_share[0].samples.len(), 1, "only t(0) has errors: {ok_share:?}");
+    assert!((ok_share[0].samples[0].1 - 2.0 / 3.0).abs() < 1e-9);
+    let share = run(
+        "({ } | count_over_time() by (resource.service.name)) / ({ } | count_over_time())",
+    )
+    .await;
+    assert_eq!(
+        by_label(&share),
+        [
+            ("cart".to_string(), vec![(t(2), 0.75), (t(3), 1.0)]),
+            ("checkout".to_string(), vec![(t(0), 0.5)]),
+            (
+                "frontend".to_string(),
+                vec![(t(0), 2.0 / 6.0), (t(1), 1.0), (t(2), 0.25)]
+            ),
+            ("payment".to_string(), vec![(t(0), 1.0 / 6.0)]),
+        ]
+    );
+    let doubled = run("({ } | count_over_time()) + ({ } | count_over_time()) > 5").await;
+    assert_eq!(doubled[0].samples, [(t(0), 12.0), (t(2), 8.0)]);
+
     let bad = RangeRequest::parse("{ } | rate()", window, Some(0));
     assert!(bad.is_err());
     let too_many = RangeRequest::parse("{ } | rate()", window, Some(0)).unwrap_err();

@@ -67,7 +67,7 @@ pub use ast::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,
     Hint, Intrinsic, Literal, MetricsFunction, MetricsQuery, Pipeline, Query, ScalarExpr,
     ScalarFilter, SecondStage, SpanKind, SpansetExpr, SpansetFilter, SpansetOp, Stage, Status,
-    Threshold,
+    Threshold, MetricsArithmetic, MetricsMath,
     UnaryOp,
 };
 pub use compile::{Compiled, CompiledMetrics, Output, compile, compile_metrics};

@@ -1071,6 +1071,7 @@ fn random_query(rng: &mut Lcg) -> Query {
         } else {
             Vec::new()
         },
+        math: None,
     }
 }
 
@@ -1132,6 +1133,51 @@ fn queries_tempo_refuses_are_bad_requests_that_say_why() {
             other => panic!("{query}: expected a bad request, got {other:?}"),
         }
     }
+}
+
+/// Metrics arithmetic from Tempo's documentation: parses and prints back to the same tree.
+#[test]
+fn metrics_arithmetic_parses_and_round_trips() {
+    for query in [
+        "({} | rate()) * 100",
+        "({} | rate()) + ({} | count_over_time())",
+        "({status=error} | rate()) / ({} | rate())",
+        "100 * ({status=error} | count_over_time()) / ({} | count_over_time())",
+        "({} | rate()) * (-100)",
+        "100 + ({} | rate())",
+        "({} | rate()) + 1 + 2",
+        "3 * 2 - ({} | rate())",
+        "({} | rate() > 6) * 100 > 5",
+        "({} | rate()) * 10 + 5 > 50 | topk(1)",
+        "({} | rate()) + ({} | rate()) | topk(5) > 10",
+        "({} | count_over_time() by(.service.name)) * 100",
+        "({ } | rate() by (resource.service.name)) / ({ } | rate())",
+        "({} | avg_over_time(span.http.response.body.size)) / (1024 * 1024)",
+    ] {
+        let parsed = must_parse(query);
+        assert!(parsed.math.is_some(), "{query}");
+        let printed = parsed.to_string();
+        assert_eq!(must_parse(&printed), parsed, "{query} printed as {printed}");
+    }
+    // Numbers alone fold, integers as integers.
+    let folded = must_parse("({} | rate()) * (1 / 2 + 0.5)");
+    assert_eq!(folded.to_string(), "({} | rate()) * 0.5");
+    let refused = [
+        "2 * 3",
+        "({} | rate()) % 10",
+        "({} | rate()) * 10s",
+        "{} | rate() + 5",
+        "({} | rate()) + ({ } | count() > 1)",
+        "({} | rate()) / (1 / 0)",
+    ];
+    for query in refused {
+        assert!(parse(query).is_err(), "{query} parsed");
+    }
+    let search = must_parse("({} | rate()) * 100");
+    assert!(matches!(
+        compile(&search, window()),
+        Err(crate::Error::BadRequest(_))
+    ));
 }
 
 #[test]
