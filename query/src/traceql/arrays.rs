@@ -126,10 +126,13 @@ fn matches(json: &str, op: BinaryOp, literal: &Literal<'_>) -> Result<bool> {
             .map(Some)
             .collect();
         // The compiler passes the pattern already anchored.
-        let hits = arrow::compute::kernels::regexp::regexp_is_match_scalar(&strings, pattern, None)?;
+        let hits =
+            arrow::compute::kernels::regexp::regexp_is_match_scalar(&strings, pattern, None)?;
         hits.true_count() > 0
     } else {
-        elements.iter().any(|e| element_matches(e, positive, literal))
+        elements
+            .iter()
+            .any(|e| element_matches(e, positive, literal))
     };
     Ok(any != negated)
 }
@@ -143,7 +146,11 @@ fn element_matches(element: &Json, op: BinaryOp, literal: &Literal<'_>) -> bool 
             .map(|e| e.cmp(s)),
         Literal::Num(n) => element
             .get("intValue")
-            .and_then(|v| v.as_str().and_then(|t| t.parse::<i64>().ok()).or(v.as_i64()))
+            .and_then(|v| {
+                v.as_str()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .or(v.as_i64())
+            })
             .map(|i| i as f64)
             .or_else(|| element.get("doubleValue").and_then(Json::as_f64))
             .and_then(|e| e.partial_cmp(n)),
@@ -151,7 +158,13 @@ fn element_matches(element: &Json, op: BinaryOp, literal: &Literal<'_>) -> bool 
             .get("boolValue")
             .and_then(Json::as_bool)
             .filter(|_| matches!(op, BinaryOp::Eq))
-            .map(|e| if e == *b { Ordering::Equal } else { Ordering::Less }),
+            .map(|e| {
+                if e == *b {
+                    Ordering::Equal
+                } else {
+                    Ordering::Less
+                }
+            }),
     };
     let Some(ordering) = ordering else {
         return false;

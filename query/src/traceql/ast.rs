@@ -30,7 +30,7 @@ pub struct Query {
     pub hints: Vec<Hint>,
     /// Arithmetic of metrics queries, e.g. `({ status = error } | rate()) / ({ } | rate())`.
     /// When set, the query is this arithmetic: `pipeline` is `{}` and `metrics` is `None`.
-    pub math: Option<MetricsArithmetic>,
+    pub math: Option<Box<MetricsArithmetic>>,
 }
 
 /// Metrics queries combined with `+ - * /` and numbers, then optionally filtered and ranked.

@@ -22,13 +22,13 @@ use std::fmt::Write as _;
 
 use datafusion::common::ScalarValue;
 
-use super::{arrays, structural};
 use super::validate::validate;
 use super::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,
     Intrinsic, Literal, Pipeline, Query, ScalarExpr, SpanKind, SpansetExpr, SpansetFilter,
     SpansetOp, Stage, Status, UnaryOp,
 };
+use super::{arrays, structural};
 use crate::traces::Window;
 use crate::{Error, Result};
 
@@ -408,8 +408,12 @@ impl Compiler {
     /// the traces that overlap it.
     fn new(window: Window, overlap: bool) -> Self {
         let mut c = Compiler::default();
-        let mut stamp =
-            |ns| c.bind(ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into())));
+        let mut stamp = |ns| {
+            c.bind(ScalarValue::TimestampNanosecond(
+                Some(ns),
+                Some("UTC".into()),
+            ))
+        };
         let (start, end) = (stamp(window.start_ns), stamp(window.end_ns));
         c.window = if overlap {
             let scan = search_scan(window);
@@ -1015,7 +1019,11 @@ impl Compiler {
                 Val::Element { list, stored } => {
                     return match op {
                         BinaryOp::Eq | BinaryOp::Neq => {
-                            let test = if op == BinaryOp::Eq { "NULL" } else { "NOT NULL" };
+                            let test = if op == BinaryOp::Eq {
+                                "NULL"
+                            } else {
+                                "NOT NULL"
+                            };
                             let inner = format!("{} IS {test}", stored.value);
                             Ok(self.element_match(list, &inner))
                         }

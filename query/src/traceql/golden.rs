@@ -557,15 +557,18 @@ async fn metrics_queries_bucket_the_spans() {
         scaled[0].samples,
         [(t(0), 600.0), (t(1), 200.0), (t(2), 400.0), (t(3), 200.0)]
     );
-    let ok_share = run("1 - ({ status = error } | count_over_time()) / ({ } | count_over_time())")
-        .await;
+    let ok_share =
+        run("1 - ({ status = error } | count_over_time()) / ({ } | count_over_time())").await;
     assert_eq!(ok_share.len(), 1);
-    assert_eq!(ok_share[0].samples.len(), 1, "only t(0) has errors: {ok_share:?}");
+    assert_eq!(
+        ok_share[0].samples.len(),
+        1,
+        "only t(0) has errors: {ok_share:?}"
+    );
     assert!((ok_share[0].samples[0].1 - 2.0 / 3.0).abs() < 1e-9);
-    let share = run(
-        "({ } | count_over_time() by (resource.service.name)) / ({ } | count_over_time())",
-    )
-    .await;
+    let share =
+        run("({ } | count_over_time() by (resource.service.name)) / ({ } | count_over_time())")
+            .await;
     assert_eq!(
         by_label(&share),
         [

@@ -153,7 +153,11 @@ fn apply(op: ArithmeticOp, a: f64, b: f64) -> f64 {
 
 /// The labels that identify a series among others: all but `__name__`.
 fn identity(series: &Series) -> Vec<&(String, Label)> {
-    series.labels.iter().filter(|(k, _)| k != "__name__").collect()
+    series
+        .labels
+        .iter()
+        .filter(|(k, _)| k != "__name__")
+        .collect()
 }
 
 /// `l op r` point by point. Series of the two sides pair up by their labels; a side without
@@ -169,14 +173,18 @@ fn combine(op: ArithmeticOp, l: Operand, r: Operand) -> Operand {
         (Operand::Series(l), Operand::Number(b)) => l
             .into_iter()
             .map(|mut s| {
-                s.samples.iter_mut().for_each(|(_, v)| *v = apply(op, *v, b));
+                s.samples
+                    .iter_mut()
+                    .for_each(|(_, v)| *v = apply(op, *v, b));
                 finite(s)
             })
             .collect(),
         (Operand::Number(a), Operand::Series(r)) => r
             .into_iter()
             .map(|mut s| {
-                s.samples.iter_mut().for_each(|(_, v)| *v = apply(op, a, *v));
+                s.samples
+                    .iter_mut()
+                    .for_each(|(_, v)| *v = apply(op, a, *v));
                 finite(s)
             })
             .collect(),
@@ -204,7 +212,12 @@ fn combine(op: ArithmeticOp, l: Operand, r: Operand) -> Operand {
             out
         }
     };
-    Operand::Series(series.into_iter().filter(|s| !s.samples.is_empty()).collect())
+    Operand::Series(
+        series
+            .into_iter()
+            .filter(|s| !s.samples.is_empty())
+            .collect(),
+    )
 }
 
 /// One metrics query, with its comparisons and second stage.

@@ -65,10 +65,9 @@ mod validate;
 
 pub use ast::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,
-    Hint, Intrinsic, Literal, MetricsFunction, MetricsQuery, Pipeline, Query, ScalarExpr,
-    ScalarFilter, SecondStage, SpanKind, SpansetExpr, SpansetFilter, SpansetOp, Stage, Status,
-    Threshold, MetricsArithmetic, MetricsMath,
-    UnaryOp,
+    Hint, Intrinsic, Literal, MetricsArithmetic, MetricsFunction, MetricsMath, MetricsQuery,
+    Pipeline, Query, ScalarExpr, ScalarFilter, SecondStage, SpanKind, SpansetExpr, SpansetFilter,
+    SpansetOp, Stage, Status, Threshold, UnaryOp,
 };
 pub use compile::{Compiled, CompiledMetrics, Output, compile, compile_metrics};
 pub use parser::{MAX_NESTING, MAX_TREE_DEPTH, ParseError};

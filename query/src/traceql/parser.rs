@@ -23,9 +23,9 @@ use std::fmt;
 
 use super::ast::{
     Aggregate, ArithmeticOp, BinaryOp, ComparisonOp, Field, FieldExpr, Hint, Literal,
-    MetricsFunction, MetricsQuery, PREC_ADDITIVE, PREC_MULTIPLICATIVE, Pipeline, Query, ScalarExpr,
-    MetricsArithmetic, MetricsMath, ScalarFilter, SecondStage, SpansetExpr, SpansetFilter,
-    SpansetOp, Stage, Threshold, UnaryOp,
+    MetricsArithmetic, MetricsFunction, MetricsMath, MetricsQuery, PREC_ADDITIVE,
+    PREC_MULTIPLICATIVE, Pipeline, Query, ScalarExpr, ScalarFilter, SecondStage, SpansetExpr,
+    SpansetFilter, SpansetOp, Stage, Threshold, UnaryOp,
 };
 use super::lexer::{Lexer, Punct, Token, TokenKind, describe_text};
 
@@ -333,7 +333,10 @@ impl<'a> Parser<'a> {
         let start = self.token.clone();
         let expr = self.math_sum()?;
         if matches!(expr, MetricsMath::Number(_)) {
-            return Err(self.error_at(&start, "a parenthesized metrics query such as ({ } | rate())"));
+            return Err(self.error_at(
+                &start,
+                "a parenthesized metrics query such as ({ } | rate())",
+            ));
         }
         let threshold = self.threshold()?;
         let mut second_stage = None;
@@ -356,16 +359,18 @@ impl<'a> Parser<'a> {
         }
         Ok(Query {
             pipeline: Pipeline {
-                stages: vec![Stage::Spanset(SpansetExpr::Filter(SpansetFilter { expr: None }))],
+                stages: vec![Stage::Spanset(SpansetExpr::Filter(SpansetFilter {
+                    expr: None,
+                }))],
             },
             metrics: None,
             hints,
-            math: Some(MetricsArithmetic {
+            math: Some(Box::new(MetricsArithmetic {
                 expr,
                 threshold,
                 second_stage,
                 second_threshold,
-            }),
+            })),
         })
     }
 
@@ -426,9 +431,7 @@ impl<'a> Parser<'a> {
                 self.advance()?;
                 Ok(MetricsMath::Number(Literal::Float(value)))
             }
-            TokenKind::Duration(_) => {
-                Err(self.error("a number (durations cannot scale metrics)"))
-            }
+            TokenKind::Duration(_) => Err(self.error("a number (durations cannot scale metrics)")),
             TokenKind::Punct(Punct::LParen) => {
                 self.advance()?;
                 self.enter(&token)?;
@@ -611,7 +614,9 @@ impl<'a> Parser<'a> {
                 continue;
             }
             let at_end = if top_level {
-                self.is_eof() || self.is_word("with") || (self.in_math && self.is_punct(Punct::RParen))
+                self.is_eof()
+                    || self.is_word("with")
+                    || (self.in_math && self.is_punct(Punct::RParen))
             } else {
                 self.is_punct(Punct::RParen)
             };

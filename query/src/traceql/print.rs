@@ -9,10 +9,9 @@ use std::fmt::{self, Display, Formatter, Write as _};
 
 use super::ast::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,
-    Hint, Intrinsic, Literal, MetricsFunction, MetricsQuery, PREC_ATOM, PREC_MULTIPLICATIVE,
-    PREC_UNARY, Pipeline, Query, ScalarExpr, ScalarFilter, SecondStage, SpanKind, SpansetExpr,
-    Threshold, MetricsMath,
-    SpansetFilter, SpansetOp, Stage, Status, UnaryOp,
+    Hint, Intrinsic, Literal, MetricsFunction, MetricsMath, MetricsQuery, PREC_ATOM,
+    PREC_MULTIPLICATIVE, PREC_UNARY, Pipeline, Query, ScalarExpr, ScalarFilter, SecondStage,
+    SpanKind, SpansetExpr, SpansetFilter, SpansetOp, Stage, Status, Threshold, UnaryOp,
 };
 use super::lexer::is_attribute_char;
 

@@ -1106,20 +1106,41 @@ fn window() -> crate::traces::Window {
 /// Queries Tempo refuses, with what the 400 must say.
 const REFUSED: &[(&str, &str)] = &[
     ("{ } | sum(3) = 2", "sum(3) does not refer to the span"),
-    ("{ } | sum(3) = min(14)", "sum(3) does not refer to the span"),
+    (
+        "{ } | sum(3) = min(14)",
+        "sum(3) does not refer to the span",
+    ),
     ("sum(3) = 2", "sum(3) does not refer to the span"),
-    ("min(2h) < max(duration)", "min(2h) does not refer to the span"),
-    ("{ } | max(1h + 2h) > 1", "max(1h + 2h) does not refer to the span"),
+    (
+        "min(2h) < max(duration)",
+        "min(2h) does not refer to the span",
+    ),
+    (
+        "{ } | max(1h + 2h) > 1",
+        "max(1h + 2h) does not refer to the span",
+    ),
     ("3 = 2", "3 = 2 compares no aggregate"),
     (r#"{ .foo = "a" } | 3 > 2"#, "3 > 2 compares no aggregate"),
     ("coalesce() | { true }", "cannot start with coalesce()"),
-    ("({ } | coalesce() | count() > 1) && (coalesce())", "cannot start with coalesce()"),
-    ("{ resource.service.name = nil }", "resource.service.name is never nil"),
-    ("{ nil = resource.service.name }", "resource.service.name is never nil"),
+    (
+        "({ } | coalesce() | count() > 1) && (coalesce())",
+        "cannot start with coalesce()",
+    ),
+    (
+        "{ resource.service.name = nil }",
+        "resource.service.name is never nil",
+    ),
+    (
+        "{ nil = resource.service.name }",
+        "resource.service.name is never nil",
+    ),
     ("{ span:status = nil }", "intrinsics are never nil"),
     ("{ nil = name }", "intrinsics are never nil"),
     ("{ true } | by(1)", "by(1) does not refer to the span"),
-    (r#"{ true } | by("foo")"#, r#"by("foo") does not refer to the span"#),
+    (
+        r#"{ true } | by("foo")"#,
+        r#"by("foo") does not refer to the span"#,
+    ),
 ];
 
 #[test]
