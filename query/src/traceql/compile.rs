@@ -135,11 +135,14 @@ pub fn compile(query: &Query, window: Window) -> Result<Compiled> {
     let relation = c.pipeline(&query.pipeline, BASE)?;
     // Tempo adds the aggregate of a scalar filter to the spansets it keeps (`count()` = 3).
     // A scalar filter keeps or drops whole spansets, so the aggregates of the filters that end
-    // the pipeline (with only `select` after them) are the same over the spansets shown.
+    // the pipeline (with only `select` or filters on the whole trace after them, such as the
+    // Tempo face's `traceDuration` bound) are the same over the spansets shown.
     let mut shown = Vec::new();
     for stage in query.pipeline.stages.iter().rev() {
         match stage {
             Stage::Select(_) => {}
+            Stage::Spanset(SpansetExpr::Filter(SpansetFilter { expr: Some(expr) }))
+                if only_trace_fields(expr) => {}
             Stage::ScalarFilter(filter) => {
                 for side in [&filter.rhs, &filter.lhs] {
                     if let ScalarExpr::Aggregate(aggregate) = side {
@@ -632,7 +635,16 @@ impl Compiler {
     fn operand(&mut self, expr: &SpansetExpr, source: &str) -> Result<Operand> {
         match expr {
             SpansetExpr::Filter(filter) if source == BASE => {
-                Ok(Operand::Condition(self.filter(filter)?))
+                let condition = self.filter(filter)?;
+                // A condition on events or links holds a subquery, which DataFusion plans in a
+                // WHERE clause but not in the SELECT list where the operand flags go.
+                if condition.contains("unnest(") {
+                    let alias = self.alias();
+                    return Ok(Operand::Relation(format!(
+                        "(SELECT * FROM {source} {alias} WHERE {condition})"
+                    )));
+                }
+                Ok(Operand::Condition(condition))
             }
             _ => Ok(Operand::Relation(self.spanset(expr, source)?)),
         }
@@ -1277,6 +1289,24 @@ impl Compiler {
                 "q: aggregates of a nested pipeline ({expr}) are not supported yet"
             ))),
         }
+    }
+}
+
+/// Whether an expression reads only fields of the whole trace (so it keeps or drops whole
+/// traces).
+fn only_trace_fields(expr: &FieldExpr) -> bool {
+    match expr {
+        FieldExpr::Literal(_) => true,
+        FieldExpr::Field(Field::Intrinsic(i)) => matches!(
+            i,
+            Intrinsic::TraceId
+                | Intrinsic::TraceDuration
+                | Intrinsic::TraceRootName
+                | Intrinsic::TraceRootService
+        ),
+        FieldExpr::Field(Field::Attribute(_)) => false,
+        FieldExpr::Unary { operand, .. } => only_trace_fields(operand),
+        FieldExpr::Binary { lhs, rhs, .. } => only_trace_fields(lhs) && only_trace_fields(rhs),
     }
 }
 

@@ -642,6 +642,17 @@ async fn odd_queries_answer_or_are_bad_requests() {
         "{ event:name = nil }",
         "{ link:traceID != nil }",
         "{ name =~ \"a{1000}{1000}\" }",
+        "{ } | by(event.foo)",
+        "{ } | select(event:name, link:spanID, event.x, childCount)",
+        "{ childCount > 0 } >> { event:timeSinceStart > 0 }",
+        "{ span.int-array = 1.5 && resource.str-array != \"x\" && .int-array <= 222 }",
+        "{ span.int-array = true }",
+        "{ .a = .b && .a != span.b && resource.a = .b }",
+        "{ event.a = link.b }",
+        "{ event:timeSinceStart = 1 }",
+        "{ } | avg(childCount) > 0.5",
+        "{ } | sum(event:timeSinceStart) > 0",
+        "{ } | count() > 0 | { traceDuration > 1ms }",
     ];
     let mut failures = Vec::new();
     for q in queries {
@@ -654,6 +665,48 @@ async fn odd_queries_answer_or_are_bad_requests() {
             }
         };
         match search(&traces, &TenantId::default_tenant(), &request).await {
+            Ok(_) | Err(crate::Error::BadRequest(_)) => {}
+            Err(e) => failures.push(format!("{q}: {e:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Odd but parseable metrics queries: each answers, or is a bad request; none fails inside.
+#[tokio::test]
+async fn odd_metrics_queries_answer_or_are_bad_requests() {
+    use super::metrics::{RangeRequest, query_range};
+    let (traces, _dir) = traces().await;
+    let window = Window {
+        start_ns: T0,
+        end_ns: T0 + 10_000 * MS,
+    };
+    let mut failures = Vec::new();
+    for q in [
+        "{ } | rate() by (event.foo)",
+        "{ } | quantile_over_time(name, .5)",
+        "{ } | min_over_time(event:timeSinceStart)",
+        "{ childCount > 0 } | rate() by (childCount)",
+        "{ } | avg_over_time(span.int-array)",
+        "{ } | sum_over_time(span.http.status_code) by (span.cache.hit) > 0 | topk(2) < 100",
+        "({ } | rate()) / ({ } | rate() by (name))",
+        "({ } | rate() by (name)) - ({ } | rate() by (kind))",
+        "({ } | quantile_over_time(duration, .5, .9)) * 1000",
+        "({ status = error } | rate()) / 0",
+        "-({ } | count_over_time())",
+        "({ } | rate() | topk(1)) + 1",
+        "({ } | sum(3) = 2 | rate()) * 2",
+        "({ } | histogram_over_time(duration)) * 2",
+    ] {
+        let request = match RangeRequest::parse(q, window, Some(1000)) {
+            Ok(r) => r,
+            Err(crate::Error::BadRequest(_)) => continue,
+            Err(e) => {
+                failures.push(format!("{q}: {e:?}"));
+                continue;
+            }
+        };
+        match query_range(&traces, &TenantId::default_tenant(), &request).await {
             Ok(_) | Err(crate::Error::BadRequest(_)) => {}
             Err(e) => failures.push(format!("{q}: {e:?}")),
         }
