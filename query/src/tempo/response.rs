@@ -338,7 +338,10 @@ pub fn traceql_search(outcome: Outcome) -> SearchResponse {
                     attributes: set
                         .group
                         .iter()
-                        .map(|(k, v)| key_value(&format!("by({k})"), v))
+                        .map(|(k, v)| KeyValue {
+                            key: format!("by({k})"),
+                            value: any_value(v.clone()),
+                        })
                         .chain(set.attributes.into_iter().map(|(key, value)| KeyValue {
                             key,
                             value: any_value(value),

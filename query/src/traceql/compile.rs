@@ -525,6 +525,8 @@ impl Compiler {
                 Stage::GroupBy(fields) => {
                     let mut keys = Vec::new();
                     self.group_by.clear();
+                    // Each field gives its value and its type: as in Tempo, 200 and "200" are
+                    // different groups, and the spanset shows the value typed.
                     for field in fields {
                         self.group_by.push(field.to_string());
                         let value = self.field_expr(field)?;
@@ -532,6 +534,7 @@ impl Compiler {
                             "coalesce(CAST({} AS VARCHAR), 'nil')",
                             text_of(&value)?
                         ));
+                        keys.push(format!("coalesce({}, '')", kind_of(&value)));
                     }
                     let alias = self.alias();
                     format!(
@@ -1345,6 +1348,29 @@ fn text_of(value: &Val) -> Result<String> {
             ));
         }
     })
+}
+
+/// SQL of a value's type as the search shows it (`int`, `double`, `bool`, `array`, `duration`,
+/// `status`, `kind`; NULL for strings).
+fn kind_of(value: &Val) -> String {
+    match value {
+        Val::Typed { ty, .. } => match ty {
+            Ty::Int => "'int'",
+            Ty::Duration => "'duration'",
+            Ty::Float => "'double'",
+            Ty::Bool => "'bool'",
+            Ty::Status => "'status'",
+            Ty::Kind => "'kind'",
+            Ty::Str => "CAST(NULL AS VARCHAR)",
+        }
+        .into(),
+        Val::Attr(s) => s.ty.clone(),
+        Val::Either { span, resource } => format!(
+            "CASE WHEN {} IS NOT NULL THEN {} ELSE {} END",
+            span.value, span.ty, resource.ty
+        ),
+        Val::Element { .. } | Val::Nil | Val::Absent => "CAST(NULL AS VARCHAR)".into(),
+    }
 }
 
 /// A value as a number: typed numbers as they are, attributes only when stored as numbers.

@@ -329,8 +329,11 @@ async fn run(traces: &Traces, q: &str) -> String {
                 .collect();
             let _ = write!(out, " {{{}}}", spans.join(", "));
             if !set.group.is_empty() {
-                let groups: Vec<String> =
-                    set.group.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let groups: Vec<String> = set
+                    .group
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", value(v)))
+                    .collect();
                 let _ = write!(out, " by {}", groups.join(" "));
             }
             if !set.attributes.is_empty() {

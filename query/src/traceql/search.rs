@@ -67,9 +67,9 @@ pub struct FoundSpan {
 /// The spans of one trace that the query kept together.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FoundSpanset {
-    /// `by(...)` fields and their values.
+    /// `by(...)` fields and their values, typed.
     #[serde(serialize_with = "as_map")]
-    pub group: Vec<(String, String)>,
+    pub group: Vec<(String, Value)>,
     /// In start order, at most [`SearchRequest::spans_per_set`].
     pub spans: Vec<FoundSpan>,
     /// Spans in the spanset.
@@ -327,11 +327,19 @@ async fn spansets(
                     group: if compiled.group_by.is_empty() {
                         Vec::new()
                     } else {
+                        // The key holds each field's value and type.
+                        let parts: Vec<&str> = key.split('\u{1f}').collect();
                         compiled
                             .group_by
                             .iter()
                             .cloned()
-                            .zip(key.split('\u{1f}').map(str::to_string))
+                            .zip(parts.chunks(2).map(|pair| match pair {
+                                [value, kind] => {
+                                    typed(value, Some(*kind).filter(|k| !k.is_empty()))
+                                }
+                                [value] => Value::Str((*value).into()),
+                                _ => Value::Str(String::new()),
+                            }))
                             .collect()
                     },
                     spans: Vec::new(),
