@@ -209,6 +209,7 @@ impl QueryEngine {
         ctx.register_table("spans", Arc::new(table))?;
         ctx.register_udwf(crate::traceql::structural::udwf());
         ctx.register_udf(crate::nested::has_attribute());
+        ctx.register_udf(crate::traceql::arrays::udf());
         let traces = Traces::new(Arc::new(self.clone()));
         ctx.register_udtf(
             "service_graph",

@@ -82,7 +82,8 @@ pub struct TraceSearchMetadata {
 pub struct SpanSet {
     pub spans: Vec<Span>,
     pub matched: u32,
-    /// The `by(...)` values the spanset was grouped by.
+    /// The `by(...)` values the spanset was grouped by, then the aggregates that kept it
+    /// (`count()`, `avg(duration)`, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<KeyValue>,
 }
@@ -113,6 +114,13 @@ pub enum AnyValue {
     IntValue(String),
     DoubleValue(f64),
     BoolValue(bool),
+    ArrayValue(ArrayValue),
+}
+
+/// An OTLP `ArrayValue`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ArrayValue {
+    pub values: Vec<AnyValue>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -330,7 +338,14 @@ pub fn traceql_search(outcome: Outcome) -> SearchResponse {
                     attributes: set
                         .group
                         .iter()
-                        .map(|(k, v)| key_value(&format!("by({k})"), v))
+                        .map(|(k, v)| KeyValue {
+                            key: format!("by({k})"),
+                            value: any_value(v.clone()),
+                        })
+                        .chain(set.attributes.into_iter().map(|(key, value)| KeyValue {
+                            key,
+                            value: any_value(value),
+                        }))
                         .collect(),
                 })
                 .collect();
@@ -343,6 +358,18 @@ pub fn traceql_search(outcome: Outcome) -> SearchResponse {
     response
 }
 
+fn any_value(value: Value) -> AnyValue {
+    match value {
+        Value::Str(s) => AnyValue::StringValue(s),
+        Value::Int(i) => AnyValue::IntValue(i.to_string()),
+        Value::Double(d) => AnyValue::DoubleValue(d),
+        Value::Bool(b) => AnyValue::BoolValue(b),
+        Value::Array(values) => AnyValue::ArrayValue(ArrayValue {
+            values: values.into_iter().map(any_value).collect(),
+        }),
+    }
+}
+
 fn found_span(span: FoundSpan) -> Span {
     let mut attributes = vec![key_value("service.name", &span.service)];
     for (key, value) in span.attributes {
@@ -351,12 +378,7 @@ fn found_span(span: FoundSpan) -> Span {
         }
         attributes.push(KeyValue {
             key,
-            value: match value {
-                Value::Str(s) => AnyValue::StringValue(s),
-                Value::Int(i) => AnyValue::IntValue(i.to_string()),
-                Value::Double(d) => AnyValue::DoubleValue(d),
-                Value::Bool(b) => AnyValue::BoolValue(b),
-            },
+            value: any_value(value),
         });
     }
     Span {
@@ -500,6 +522,20 @@ mod tests {
         );
         assert_eq!(found.traces[0].root_service_name, MISSING_ROOT);
         assert_eq!(found.traces[0].root_trace_name, "");
+    }
+
+    #[test]
+    fn arrays_are_typed_otlp_arrays() {
+        let value = any_value(Value::Array(vec![
+            Value::Int(111),
+            Value::Str("a".into()),
+            Value::Double(0.5),
+            Value::Bool(true),
+        ]));
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            r#"{"arrayValue":{"values":[{"intValue":"111"},{"stringValue":"a"},{"doubleValue":0.5},{"boolValue":true}]}}"#
+        );
     }
 
     #[test]

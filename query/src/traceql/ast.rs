@@ -28,6 +28,43 @@ pub struct Query {
     pub metrics: Option<MetricsQuery>,
     /// Query hints from a trailing `with (name = value, ...)`.
     pub hints: Vec<Hint>,
+    /// Arithmetic of metrics queries, e.g. `({ status = error } | rate()) / ({ } | rate())`.
+    /// When set, the query is this arithmetic: `pipeline` is `{}` and `metrics` is `None`.
+    pub math: Option<Box<MetricsArithmetic>>,
+}
+
+/// Metrics queries combined with `+ - * /` and numbers, then optionally filtered and ranked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsArithmetic {
+    /// The expression.
+    pub expr: MetricsMath,
+    /// A comparison the result's points must pass.
+    pub threshold: Option<Threshold>,
+    /// A second stage such as `| topk(10)`.
+    pub second_stage: Option<SecondStage>,
+    /// A comparison the points kept by the second stage must pass.
+    pub second_threshold: Option<Threshold>,
+}
+
+/// An arithmetic expression over metrics queries. Operations between numbers alone are
+/// folded when parsing (integers keep integer arithmetic, so `1 / 2` is `0`), so a
+/// [`MetricsMath::Binary`] always has a query on at least one side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricsMath {
+    /// A parenthesized metrics query, e.g. `({ } | rate() by (name))`; its `math` is `None`
+    /// and its `metrics` is set.
+    Query(Box<Query>),
+    /// A number: an [`Literal::Int`] or a [`Literal::Float`].
+    Number(Literal),
+    /// Two expressions joined by `+`, `-`, `*` or `/`.
+    Binary {
+        /// The operator.
+        op: ArithmeticOp,
+        /// The left operand.
+        lhs: Box<MetricsMath>,
+        /// The right operand.
+        rhs: Box<MetricsMath>,
+    },
 }
 
 /// A query hint: `name = value` inside `with (...)`.
@@ -823,8 +860,36 @@ pub struct MetricsQuery {
     pub function: MetricsFunction,
     /// The fields of `by (...)` (empty without `by`).
     pub by: Vec<Field>,
+    /// A comparison the series' points must pass, e.g. `> 10` in `rate() > 10`.
+    pub threshold: Option<Threshold>,
     /// A second stage such as `| topk(10)`.
     pub second_stage: Option<SecondStage>,
+    /// A comparison the points kept by the second stage must pass (`| topk(5) > 10`).
+    pub second_threshold: Option<Threshold>,
+}
+
+/// A comparison of every point of a metrics series with a number: the points that fail it
+/// are dropped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// The comparison.
+    pub op: ComparisonOp,
+    /// The number points are compared with.
+    pub value: f64,
+}
+
+impl Threshold {
+    /// Whether `point` passes.
+    pub fn passes(self, point: f64) -> bool {
+        match self.op {
+            ComparisonOp::Eq => point == self.value,
+            ComparisonOp::Neq => point != self.value,
+            ComparisonOp::Lt => point < self.value,
+            ComparisonOp::Lte => point <= self.value,
+            ComparisonOp::Gt => point > self.value,
+            ComparisonOp::Gte => point >= self.value,
+        }
+    }
 }
 
 /// A metrics function.

@@ -22,12 +22,13 @@ use std::fmt::Write as _;
 
 use datafusion::common::ScalarValue;
 
-use super::structural;
+use super::validate::validate;
 use super::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,
     Intrinsic, Literal, Pipeline, Query, ScalarExpr, SpanKind, SpansetExpr, SpansetFilter,
     SpansetOp, Stage, Status, UnaryOp,
 };
+use super::{arrays, structural};
 use crate::traces::Window;
 use crate::{Error, Result};
 
@@ -83,6 +84,7 @@ impl Compiled {
                 name: o.name.clone(),
                 value: o.value.replace(ONLY, &only),
                 kind: o.kind.replace(ONLY, &only),
+                on_spanset: o.on_spanset,
             })
             .collect();
         (self.relation.replace(ONLY, &only), params, outputs)
@@ -96,21 +98,64 @@ pub struct Output {
     pub name: String,
     /// SQL of its value as text.
     pub value: String,
-    /// SQL of its stored type (`int`, `double`, `bool`; NULL for strings), or a fixed type.
+    /// SQL of its stored type (`int`, `double`, `bool`; NULL for strings), or a fixed type
+    /// (also `duration`, nanoseconds).
     pub kind: String,
+    /// Whether it is a value of the whole spanset (an aggregate such as `count()`, shown as
+    /// Tempo shows it among the spanset's attributes) rather than of each span.
+    pub on_spanset: bool,
 }
 
-/// Compiles `query` over the spans that start in `window`.
+/// How far before and after a search window the spans of a trace that overlaps the window are
+/// looked for. Tempo searches whole traces that overlap the window; the spans of a trace start
+/// before and after it, but reading every file for them would defeat the time pruning, so the
+/// scan is widened by this much (spans of a trace further away are not seen).
+pub const TRACE_REACH_NS: i64 = 30 * 60 * 1_000_000_000;
+
+/// The start times a search over `window` reads: widened by [`TRACE_REACH_NS`] both ways.
+pub fn search_scan(window: Window) -> Window {
+    Window {
+        start_ns: window.start_ns.saturating_sub(TRACE_REACH_NS),
+        end_ns: window.end_ns.saturating_add(TRACE_REACH_NS),
+    }
+}
+
+/// Compiles a search: `query` over the spans of the traces that overlap `window` (one of their
+/// spans starts before its end and ends at or after its start), as Tempo searches.
 pub fn compile(query: &Query, window: Window) -> Result<Compiled> {
-    if query.metrics.is_some() {
+    if query.metrics.is_some() || query.math.is_some() {
         return Err(Error::BadRequest(
             "q: metrics queries (rate(), count_over_time(), ...) are answered by \
              /api/metrics/query_range, not by search"
                 .into(),
         ));
     }
-    let mut c = Compiler::new(window);
+    validate(query)?;
+    let mut c = Compiler::new(window, true);
     let relation = c.pipeline(&query.pipeline, BASE)?;
+    // Tempo adds the aggregate of a scalar filter to the spansets it keeps (`count()` = 3).
+    // A scalar filter keeps or drops whole spansets, so the aggregates of the filters that end
+    // the pipeline (with only `select` or filters on the whole trace after them, such as the
+    // Tempo face's `traceDuration` bound) are the same over the spansets shown.
+    let mut shown = Vec::new();
+    for stage in query.pipeline.stages.iter().rev() {
+        match stage {
+            Stage::Select(_) => {}
+            Stage::Spanset(SpansetExpr::Filter(SpansetFilter { expr: Some(expr) }))
+                if only_trace_fields(expr) => {}
+            Stage::ScalarFilter(filter) => {
+                for side in [&filter.rhs, &filter.lhs] {
+                    if let ScalarExpr::Aggregate(aggregate) = side {
+                        shown.push(aggregate);
+                    }
+                }
+            }
+            _ => break,
+        }
+    }
+    for aggregate in shown.into_iter().rev() {
+        c.spanset_output(aggregate)?;
+    }
     Ok(c.finish(relation))
 }
 
@@ -134,6 +179,11 @@ pub type ValueColumn = (&'static str, Option<f64>);
 /// of `step_ms` over `window`.
 pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<CompiledMetrics> {
     use super::MetricsFunction as F;
+    if query.math.is_some() {
+        return Err(Error::Internal(
+            "metrics arithmetic is evaluated query by query".into(),
+        ));
+    }
     let Some(metrics) = &query.metrics else {
         return Err(Error::BadRequest(
             "q: not a metrics query: end it with a metrics function such as | rate(), \
@@ -141,7 +191,8 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
                 .into(),
         ));
     };
-    let mut c = Compiler::new(window);
+    validate(query)?;
+    let mut c = Compiler::new(window, false);
     let relation = c.pipeline(&query.pipeline, BASE)?;
     let mut labels = Vec::new();
     let mut label_columns = Vec::new();
@@ -264,10 +315,12 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
 #[derive(Default)]
 struct Compiler {
     params: Vec<ScalarValue>,
-    /// The time condition on `start_time`.
+    /// The time condition: on `start_time`, and for a search on the trace overlapping.
     window: String,
     /// Whether some condition reads the trace-level columns.
     trace_columns: bool,
+    /// Whether some condition reads `childCount`.
+    child_count: bool,
     outputs: Vec<Output>,
     group_by: Vec<String>,
     /// For unique aliases.
@@ -354,17 +407,28 @@ enum Operand {
 }
 
 impl Compiler {
-    fn new(window: Window) -> Self {
+    /// A compiler over the spans that start in `window`, or with `overlap` over the spans of
+    /// the traces that overlap it.
+    fn new(window: Window, overlap: bool) -> Self {
         let mut c = Compiler::default();
-        let start = c.bind(ScalarValue::TimestampNanosecond(
-            Some(window.start_ns),
-            Some("UTC".into()),
-        ));
-        let end = c.bind(ScalarValue::TimestampNanosecond(
-            Some(window.end_ns),
-            Some("UTC".into()),
-        ));
-        c.window = format!("start_time >= {start} AND start_time < {end}{ONLY}");
+        let mut stamp = |ns| {
+            c.bind(ScalarValue::TimestampNanosecond(
+                Some(ns),
+                Some("UTC".into()),
+            ))
+        };
+        let (start, end) = (stamp(window.start_ns), stamp(window.end_ns));
+        c.window = if overlap {
+            let scan = search_scan(window);
+            let (scan_start, scan_end) = (stamp(scan.start_ns), stamp(scan.end_ns));
+            format!(
+                "start_time >= {scan_start} AND start_time < {scan_end}{ONLY} AND trace_id IN \
+                 (SELECT trace_id FROM spans WHERE start_time >= {scan_start} \
+                   AND start_time < {end} AND end_time >= {start}{ONLY})"
+            )
+        } else {
+            format!("start_time >= {start} AND start_time < {end}{ONLY}")
+        };
         c
     }
 
@@ -402,8 +466,28 @@ impl Compiler {
         format!("tql_r{}", self.next_alias)
     }
 
-    /// The base relation: spans in the window, with trace-level columns when needed.
+    /// The base relation: spans in the window, with trace-level columns and the number of
+    /// children when needed.
     fn base(&self) -> String {
+        let base = self.base_spans();
+        if !self.child_count {
+            return base;
+        }
+        // Children are the distinct span ids naming the span as parent (a span that is its own
+        // parent is not its own child).
+        let window = &self.window;
+        format!(
+            "(SELECT b.*, coalesce(k.tql_children, 0) AS tql_child_count FROM {base} b \
+             LEFT JOIN (SELECT trace_id AS tql_ktrace, parent_span_id AS tql_kparent, \
+                 count(DISTINCT span_id) AS tql_children FROM spans \
+               WHERE {window} AND parent_span_id IS NOT NULL AND parent_span_id <> span_id \
+               GROUP BY trace_id, parent_span_id) k \
+             ON b.trace_id = k.tql_ktrace AND b.span_id = k.tql_kparent)"
+        )
+    }
+
+    /// Spans in the window, with trace-level columns when needed.
+    fn base_spans(&self) -> String {
         let window = &self.window;
         if self.trace_columns {
             format!(
@@ -441,6 +525,8 @@ impl Compiler {
                 Stage::GroupBy(fields) => {
                     let mut keys = Vec::new();
                     self.group_by.clear();
+                    // Each field gives its value and its type: as in Tempo, 200 and "200" are
+                    // different groups, and the spanset shows the value typed.
                     for field in fields {
                         self.group_by.push(field.to_string());
                         let value = self.field_expr(field)?;
@@ -448,6 +534,7 @@ impl Compiler {
                             "coalesce(CAST({} AS VARCHAR), 'nil')",
                             text_of(&value)?
                         ));
+                        keys.push(format!("coalesce({}, '')", kind_of(&value)));
                     }
                     let alias = self.alias();
                     format!(
@@ -551,7 +638,16 @@ impl Compiler {
     fn operand(&mut self, expr: &SpansetExpr, source: &str) -> Result<Operand> {
         match expr {
             SpansetExpr::Filter(filter) if source == BASE => {
-                Ok(Operand::Condition(self.filter(filter)?))
+                let condition = self.filter(filter)?;
+                // A condition on events or links holds a subquery, which DataFusion plans in a
+                // WHERE clause but not in the SELECT list where the operand flags go.
+                if condition.contains("unnest(") {
+                    let alias = self.alias();
+                    return Ok(Operand::Relation(format!(
+                        "(SELECT * FROM {source} {alias} WHERE {condition})"
+                    )));
+                }
+                Ok(Operand::Condition(condition))
             }
             _ => Ok(Operand::Relation(self.spanset(expr, source)?)),
         }
@@ -707,7 +803,39 @@ impl Compiler {
             // Event and link values differ per element; nothing single to show.
             Val::Element { .. } | Val::Nil | Val::Absent => return Ok(()),
         };
-        self.outputs.push(Output { name, value, kind });
+        self.outputs.push(Output {
+            name,
+            value,
+            kind,
+            on_spanset: false,
+        });
+        Ok(())
+    }
+
+    /// Shows an aggregate's value on each spanset.
+    fn spanset_output(&mut self, aggregate: &Aggregate) -> Result<()> {
+        let name = aggregate.to_string();
+        if self.outputs.iter().any(|o| o.on_spanset && o.name == name) {
+            return Ok(());
+        }
+        let kind = match aggregate {
+            Aggregate::Count => "'int'",
+            Aggregate::Avg(f) | Aggregate::Min(f) | Aggregate::Max(f) | Aggregate::Sum(f) => {
+                let value = self.field_expr(f)?;
+                if numeric(&value, f)?.0 == Ty::Duration {
+                    "'duration'"
+                } else {
+                    "'double'"
+                }
+            }
+        };
+        let value = self.scalar(&ScalarExpr::Aggregate(aggregate.clone()))?;
+        self.outputs.push(Output {
+            name,
+            value: format!("CAST({value} AS VARCHAR)"),
+            kind: kind.into(),
+            on_spanset: true,
+        });
         Ok(())
     }
 
@@ -725,9 +853,10 @@ impl Compiler {
                     }),
                     UnaryOp::Neg => {
                         let (ty, sql) = numeric(&value, operand)?;
+                        // A subtraction wraps as Tempo's does; SQL's negation of minInt fails.
                         Ok(Val::Typed {
                             ty,
-                            sql: format!("(-{sql})"),
+                            sql: format!("(0 - {sql})"),
                         })
                     }
                 }
@@ -789,10 +918,19 @@ impl Compiler {
                 let negate = op == BinaryOp::NotRegex;
                 let test = |text: &str, ty: Option<&str>| {
                     let string = ty.map_or(String::new(), |t| format!(" AND {t} IS NULL"));
-                    if negate {
+                    let matched = if negate {
                         format!("(NOT regexp_like({text}, {pattern}){string})")
                     } else {
                         format!("(regexp_like({text}, {pattern}){string})")
+                    };
+                    // An array attribute matches by its elements (see `arrays`).
+                    match ty {
+                        Some(t) => format!(
+                            "({matched} OR {}({text}, {t}, '{}', {pattern}))",
+                            arrays::NAME,
+                            op.symbol()
+                        ),
+                        None => matched,
                     }
                 };
                 let sql = match &value {
@@ -838,6 +976,8 @@ impl Compiler {
                 let sql = match op {
                     BinaryOp::Pow => format!("power(CAST({l} AS DOUBLE), {r})"),
                     BinaryOp::Div => format!("(CAST({l} AS DOUBLE) / {r})"),
+                    // x % 0 has no value (integer remainder by zero is an error in SQL).
+                    BinaryOp::Mod => format!("(CASE WHEN {r} = 0 THEN NULL ELSE {l} % {r} END)"),
                     _ => format!("({l} {} {r})", op.symbol()),
                 };
                 Ok(Val::Typed { ty, sql })
@@ -866,8 +1006,9 @@ impl Compiler {
         let column = list.column();
         let window = self.window.clone();
         format!(
-            "({} IN (SELECT {} FROM (SELECT trace_id, span_id, unnest({column}) AS tql_u \
-             FROM spans WHERE {window}) tql_unnested WHERE {condition}))",
+            "({} IN (SELECT {} FROM (SELECT trace_id, span_id, start_time AS tql_span_start, \
+             unnest({column}) AS tql_u FROM spans WHERE {window}) tql_unnested \
+             WHERE {condition}))",
             span_key(""),
             span_key("")
         )
@@ -878,7 +1019,8 @@ impl Compiler {
         if matches!(l, Val::Nil) || matches!(r, Val::Nil) {
             let other = if matches!(l, Val::Nil) { r } else { l };
             let present = match other {
-                Val::Nil => return Ok((op == BinaryOp::Eq).to_string()),
+                // As in Tempo, `nil = nil` and `nil != nil` are both false.
+                Val::Nil => return Ok("false".into()),
                 Val::Typed { sql, .. } => format!("({sql} IS NOT NULL)"),
                 Val::Attr(s) => format!("({} IS NOT NULL)", s.value),
                 Val::Either { span, resource } => {
@@ -887,9 +1029,21 @@ impl Compiler {
                         span.value, resource.value
                     )
                 }
+                // An event or link that has (`!= nil`) or lacks (`= nil`) the attribute: a
+                // span without events or links has neither.
                 Val::Element { list, stored } => {
-                    let inner = format!("{} IS NOT NULL", stored.value);
-                    self.element_match(list, &inner)
+                    return match op {
+                        BinaryOp::Eq | BinaryOp::Neq => {
+                            let test = if op == BinaryOp::Eq {
+                                "NULL"
+                            } else {
+                                "NOT NULL"
+                            };
+                            let inner = format!("{} IS {test}", stored.value);
+                            Ok(self.element_match(list, &inner))
+                        }
+                        _ => Err(type_error(whole, "nil can only be compared with = and !=")),
+                    };
                 }
                 Val::Absent => "false".into(),
             };
@@ -940,12 +1094,25 @@ impl Compiler {
                 Ok(self.element_match(list, &inner))
             }
             (Val::Attr(a), Val::Attr(b)) => stored_vs_stored(&a, op, &b),
-            (Val::Either { span, resource }, Val::Attr(b))
-            | (Val::Attr(b), Val::Either { span, resource }) => Ok(format!(
-                "({} OR {})",
-                stored_vs_stored(&span, op, &b)?,
-                stored_vs_stored(&resource, op, &b)?
-            )),
+            // Against another attribute an unscoped attribute has one value, as in Tempo:
+            // the span's, else the resource's.
+            (Val::Either { span, resource }, Val::Attr(b)) => {
+                stored_vs_stored(&span_first(&span, &resource), op, &b)
+            }
+            (Val::Attr(a), Val::Either { span, resource }) => {
+                stored_vs_stored(&a, op, &span_first(&span, &resource))
+            }
+            (
+                Val::Either { span, resource },
+                Val::Either {
+                    span: span_b,
+                    resource: resource_b,
+                },
+            ) => stored_vs_stored(
+                &span_first(&span, &resource),
+                op,
+                &span_first(&span_b, &resource_b),
+            ),
             _ => Err(type_error(
                 whole,
                 "this comparison is not supported: compare an attribute or intrinsic with a \
@@ -1032,11 +1199,19 @@ impl Compiler {
             Intrinsic::EventName => element(Nested::Events, "get_field(tql_u, 'name')"),
             Intrinsic::LinkTraceId => element(Nested::Links, "get_field(tql_u, 'trace_id')"),
             Intrinsic::LinkSpanId => element(Nested::Links, "get_field(tql_u, 'span_id')"),
-            Intrinsic::ChildCount | Intrinsic::EventTimeSinceStart => {
-                return Err(Error::BadRequest(format!(
-                    "q: {} is not supported yet",
-                    Field::Intrinsic(intrinsic)
-                )));
+            // The event's time after its span's start, in nanoseconds.
+            Intrinsic::EventTimeSinceStart => Val::Element {
+                list: Nested::Events,
+                stored: Stored {
+                    value: "CAST(CAST(get_field(tql_u, 'time') AS BIGINT) \
+                            - CAST(tql_span_start AS BIGINT) AS VARCHAR)"
+                        .into(),
+                    ty: "'int'".into(),
+                },
+            },
+            Intrinsic::ChildCount => {
+                self.child_count = true;
+                typed(Ty::Int, "tql_child_count")
             }
         })
     }
@@ -1107,6 +1282,9 @@ impl Compiler {
                 Ok(match op {
                     ArithmeticOp::Pow => format!("power(CAST({l} AS DOUBLE), {r})"),
                     ArithmeticOp::Div => format!("(CAST({l} AS DOUBLE) / {r})"),
+                    ArithmeticOp::Mod => {
+                        format!("(CASE WHEN {r} = 0 THEN NULL ELSE {l} % {r} END)")
+                    }
                     _ => format!("({l} {} {r})", op.symbol()),
                 })
             }
@@ -1114,6 +1292,24 @@ impl Compiler {
                 "q: aggregates of a nested pipeline ({expr}) are not supported yet"
             ))),
         }
+    }
+}
+
+/// Whether an expression reads only fields of the whole trace (so it keeps or drops whole
+/// traces).
+fn only_trace_fields(expr: &FieldExpr) -> bool {
+    match expr {
+        FieldExpr::Literal(_) => true,
+        FieldExpr::Field(Field::Intrinsic(i)) => matches!(
+            i,
+            Intrinsic::TraceId
+                | Intrinsic::TraceDuration
+                | Intrinsic::TraceRootName
+                | Intrinsic::TraceRootService
+        ),
+        FieldExpr::Field(Field::Attribute(_)) => false,
+        FieldExpr::Unary { operand, .. } => only_trace_fields(operand),
+        FieldExpr::Binary { lhs, rhs, .. } => only_trace_fields(lhs) && only_trace_fields(rhs),
     }
 }
 
@@ -1154,6 +1350,29 @@ fn text_of(value: &Val) -> Result<String> {
     })
 }
 
+/// SQL of a value's type as the search shows it (`int`, `double`, `bool`, `array`, `duration`,
+/// `status`, `kind`; NULL for strings).
+fn kind_of(value: &Val) -> String {
+    match value {
+        Val::Typed { ty, .. } => match ty {
+            Ty::Int => "'int'",
+            Ty::Duration => "'duration'",
+            Ty::Float => "'double'",
+            Ty::Bool => "'bool'",
+            Ty::Status => "'status'",
+            Ty::Kind => "'kind'",
+            Ty::Str => "CAST(NULL AS VARCHAR)",
+        }
+        .into(),
+        Val::Attr(s) => s.ty.clone(),
+        Val::Either { span, resource } => format!(
+            "CASE WHEN {} IS NOT NULL THEN {} ELSE {} END",
+            span.value, span.ty, resource.ty
+        ),
+        Val::Element { .. } | Val::Nil | Val::Absent => "CAST(NULL AS VARCHAR)".into(),
+    }
+}
+
 /// A value as a number: typed numbers as they are, attributes only when stored as numbers.
 fn numeric(value: &Val, expr: &FieldExpr) -> Result<(Ty, String)> {
     let stored = |s: &Stored| {
@@ -1173,6 +1392,17 @@ fn numeric(value: &Val, expr: &FieldExpr) -> Result<(Ty, String)> {
     }
 }
 
+/// An unscoped attribute's single value: the span's when it has one, else the resource's.
+fn span_first(span: &Stored, resource: &Stored) -> Stored {
+    Stored {
+        value: format!("coalesce({}, {})", span.value, resource.value),
+        ty: format!(
+            "CASE WHEN {} IS NOT NULL THEN {} ELSE {} END",
+            span.value, span.ty, resource.ty
+        ),
+    }
+}
+
 fn bool_attribute(s: &Stored) -> String {
     format!("({} = 'true' AND {} = 'bool')", s.value, s.ty)
 }
@@ -1187,14 +1417,26 @@ fn stored_vs_typed(
 ) -> Result<String> {
     let sql_op = binary_sql(op);
     let equality = matches!(op, BinaryOp::Eq | BinaryOp::Neq);
+    // An array attribute matches by its elements (see `arrays`).
+    let array = format!(
+        "{}({}, {}, '{}', {sql})",
+        arrays::NAME,
+        s.value,
+        s.ty,
+        op.symbol()
+    );
     Ok(match ty {
-        Ty::Str => format!("({} {sql_op} {sql} AND {} IS NULL)", s.value, s.ty),
+        Ty::Str => format!(
+            "(({} {sql_op} {sql} AND {} IS NULL) OR {array})",
+            s.value, s.ty
+        ),
         Ty::Int | Ty::Float | Ty::Duration => format!(
-            "(TRY_CAST({} AS DOUBLE) {sql_op} {sql} AND {} IN ('int', 'double'))",
+            "((TRY_CAST({} AS DOUBLE) {sql_op} {sql} AND {} IN ('int', 'double')) OR {array})",
             s.value, s.ty
         ),
         Ty::Bool if equality => format!(
-            "({} {sql_op} CASE WHEN {sql} THEN 'true' ELSE 'false' END AND {} = 'bool')",
+            "(({} {sql_op} CASE WHEN {sql} THEN 'true' ELSE 'false' END AND {} = 'bool') \
+             OR {array})",
             s.value, s.ty
         ),
         Ty::Bool => {
@@ -1252,6 +1494,21 @@ fn comparison_sql(op: ComparisonOp) -> &'static str {
     match op {
         ComparisonOp::Neq => "<>",
         other => other.symbol(),
+    }
+}
+
+/// An error of running a compiled query, as the client should see it: a regular expression
+/// that parses but is too large for the regex engine is the query's fault (400), found only
+/// when DataFusion compiles it.
+pub(crate) fn run_error(e: Error) -> Error {
+    match &e {
+        Error::Execution(inner) if inner.to_string().contains("did not compile") => {
+            Error::BadRequest(format!(
+                "q: a regular expression is too large to run ({}); simplify it",
+                inner.strip_backtrace()
+            ))
+        }
+        _ => e,
     }
 }
 

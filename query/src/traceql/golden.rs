@@ -36,6 +36,8 @@ struct Span {
     message: &'static str,
     attributes: Vec<(&'static str, AttrValue<'static>)>,
     event: Option<(&'static str, &'static str)>,
+    /// An event with a name and no attributes.
+    bare_event: Option<&'static str>,
     link_to: Option<u8>,
 }
 
@@ -53,6 +55,7 @@ fn span(trace: u8, id: u8, parent: Option<u8>, service: &'static str, name: &'st
         message: "",
         attributes: Vec::new(),
         event: None,
+        bare_event: None,
         link_to: None,
     }
 }
@@ -123,9 +126,18 @@ fn dataset() -> Vec<Span> {
             .time(1000, 30)
             .attr("http.status_code", code(200))
             .attr("cache.hit", AttrValue::Bool(true)),
-        span(2, 8, Some(7), "frontend", "render")
-            .time(1005, 10)
-            .attr("ratio", AttrValue::Double(0.5)),
+        Span {
+            bare_event: Some("cache miss"),
+            ..span(2, 8, Some(7), "frontend", "render")
+                .time(1005, 10)
+                .attr("ratio", AttrValue::Double(0.5))
+                .attr(
+                    "int-array",
+                    AttrValue::Array(
+                        r#"{"values":[{"intValue":"111"},{"intValue":"222"}]}"#.into(),
+                    ),
+                )
+        },
         // Trace 3: the cart, with two cache calls and a link to trace 1.
         span(3, 9, None, "frontend", "GET /cart")
             .kind(Server)
@@ -138,11 +150,13 @@ fn dataset() -> Vec<Span> {
                 .time(2010, 50)
                 .attr("http.status_code", code(200))
                 .attr("http.method", AttrValue::Str("GET"))
+                .attr("cart.owner", AttrValue::Str("shop"))
         },
         span(3, 11, Some(10), "cart", "redis GET")
             .kind(Client)
             .time(2015, 5)
-            .attr("db.system", AttrValue::Str("redis")),
+            .attr("db.system", AttrValue::Str("redis"))
+            .attr("cart.owner", AttrValue::Str("web")),
         span(3, 12, Some(10), "cart", "redis GET")
             .kind(Client)
             .time(2025, 6)
@@ -152,6 +166,8 @@ fn dataset() -> Vec<Span> {
             .kind(Consumer)
             .time(3000, 40)
             .attr("messaging.system", AttrValue::Str("kafka")),
+        // ... and a retry whose parent id is its own id (a broken instrumentation).
+        span(4, 14, Some(14), "cart", "retry order").time(3050, 10),
     ]
 }
 
@@ -187,6 +203,15 @@ fn batch(spans: &[Span]) -> arrow::array::RecordBatch {
             .push("service.name", &AttrValue::Str(s.service));
         b.resource_attributes()
             .push("k8s.namespace", &AttrValue::Str(namespace));
+        if s.service == "payment" {
+            b.resource_attributes().push(
+                "str-array",
+                &AttrValue::Array(
+                    r#"{"values":[{"stringValue":"value-one"},{"stringValue":"value-three"}]}"#
+                        .into(),
+                ),
+            );
+        }
         if let Some((name, kind)) = s.event {
             b.events().begin_event(&EventFields {
                 time_unix_nano: T0 + (s.start_ms + 1) * MS,
@@ -196,6 +221,14 @@ fn batch(spans: &[Span]) -> arrow::array::RecordBatch {
             b.events()
                 .attributes()
                 .push("exception.type", &AttrValue::Str(kind));
+            b.events().end_event();
+        }
+        if let Some(name) = s.bare_event {
+            b.events().begin_event(&EventFields {
+                time_unix_nano: T0 + (s.start_ms + 2) * MS,
+                name,
+                dropped_attributes_count: 0,
+            });
             b.events().end_event();
         }
         if let Some(trace) = s.link_to {
@@ -236,16 +269,35 @@ fn value(v: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Double(d) => d.to_string(),
         Value::Bool(b) => b.to_string(),
+        Value::Array(values) => format!(
+            "[{}]",
+            values.iter().map(value).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
 /// One line per trace: `t<n>: {span, span} {span}` with the spansets' spans in start order,
 /// group values and shown attributes after `by` and `|`.
+///
+/// A query may start with `@<start>..<end> ` (milliseconds after the first span) to search
+/// that window instead of one holding every trace.
 async fn run(traces: &Traces, q: &str) -> String {
-    let window = Window {
+    let mut window = Window {
         start_ns: T0 - 1000 * MS,
         end_ns: T0 + 10_000 * MS,
     };
+    let mut q = q;
+    if let Some(rest) = q.strip_prefix('@')
+        && let Some((range, query)) = rest.split_once(' ')
+        && let Some((start, end)) = range.split_once("..")
+    {
+        let ms = |text: &str| text.parse::<i64>().expect("a window in milliseconds");
+        window = Window {
+            start_ns: T0 + ms(start) * MS,
+            end_ns: T0 + ms(end) * MS,
+        };
+        q = query;
+    }
     let request = match SearchRequest::parse(q, window, 100, 100) {
         Ok(r) => r,
         Err(e) => return format!("error: {e}\n"),
@@ -277,9 +329,20 @@ async fn run(traces: &Traces, q: &str) -> String {
                 .collect();
             let _ = write!(out, " {{{}}}", spans.join(", "));
             if !set.group.is_empty() {
-                let groups: Vec<String> =
-                    set.group.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let groups: Vec<String> = set
+                    .group
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", value(v)))
+                    .collect();
                 let _ = write!(out, " by {}", groups.join(" "));
+            }
+            if !set.attributes.is_empty() {
+                let shown: Vec<String> = set
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", value(v)))
+                    .collect();
+                let _ = write!(out, " with {}", shown.join(" "));
             }
             if set.matched as usize != set.spans.len() {
                 let _ = write!(out, " matched={}", set.matched);
@@ -423,7 +486,7 @@ async fn metrics_queries_bucket_the_spans() {
     assert_eq!(
         by_label(&counts),
         [
-            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 1.0)]),
+            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 2.0)]),
             ("checkout".to_string(), vec![(t(0), 3.0)]),
             (
                 "frontend".to_string(),
@@ -437,7 +500,7 @@ async fn metrics_queries_bucket_the_spans() {
     assert_eq!(
         by_label(&top),
         [
-            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 1.0)]),
+            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 2.0)]),
             ("checkout".to_string(), vec![(t(0), 3.0)]),
             ("frontend".to_string(), vec![(t(1), 2.0)]),
         ]
@@ -471,8 +534,185 @@ async fn metrics_queries_bucket_the_spans() {
     );
     assert_eq!(p[1].samples[0], (t(0), 0.2), "the maximum, in seconds");
 
+    // Comparisons drop the points that fail them, before and after a second stage.
+    let busy = run("{ } | count_over_time() by (resource.service.name) > 1").await;
+    assert_eq!(
+        by_label(&busy),
+        [
+            ("cart".to_string(), vec![(t(2), 3.0), (t(3), 2.0)]),
+            ("checkout".to_string(), vec![(t(0), 3.0)]),
+            ("frontend".to_string(), vec![(t(0), 2.0), (t(1), 2.0)]),
+        ]
+    );
+    let top = run("{ } | count_over_time() by (resource.service.name) | topk(1) < 3").await;
+    assert_eq!(
+        by_label(&top),
+        [
+            ("cart".to_string(), vec![(t(3), 2.0)]),
+            ("frontend".to_string(), vec![(t(1), 2.0)]),
+        ]
+    );
+
+    // Arithmetic of metrics queries, point by point.
+    let scaled = run("({ } | count_over_time()) * 100").await;
+    assert_eq!(scaled.len(), 1);
+    assert_eq!(
+        scaled[0].samples,
+        [(t(0), 600.0), (t(1), 200.0), (t(2), 400.0), (t(3), 200.0)]
+    );
+    let ok_share =
+        run("1 - ({ status = error } | count_over_time()) / ({ } | count_over_time())").await;
+    assert_eq!(ok_share.len(), 1);
+    assert_eq!(
+        ok_share[0].samples.len(),
+        1,
+        "only t(0) has errors: {ok_share:?}"
+    );
+    assert!((ok_share[0].samples[0].1 - 2.0 / 3.0).abs() < 1e-9);
+    let share =
+        run("({ } | count_over_time() by (resource.service.name)) / ({ } | count_over_time())")
+            .await;
+    assert_eq!(
+        by_label(&share),
+        [
+            ("cart".to_string(), vec![(t(2), 0.75), (t(3), 1.0)]),
+            ("checkout".to_string(), vec![(t(0), 0.5)]),
+            (
+                "frontend".to_string(),
+                vec![(t(0), 2.0 / 6.0), (t(1), 1.0), (t(2), 0.25)]
+            ),
+            ("payment".to_string(), vec![(t(0), 1.0 / 6.0)]),
+        ]
+    );
+    let doubled = run("({ } | count_over_time()) + ({ } | count_over_time()) > 5").await;
+    assert_eq!(doubled[0].samples, [(t(0), 12.0), (t(2), 8.0)]);
+
     let bad = RangeRequest::parse("{ } | rate()", window, Some(0));
     assert!(bad.is_err());
     let too_many = RangeRequest::parse("{ } | rate()", window, Some(0)).unwrap_err();
     assert!(too_many.to_string().contains("step"), "{too_many}");
+}
+
+/// Odd but parseable queries: each answers, or is a bad request; none fails inside.
+#[tokio::test]
+async fn odd_queries_answer_or_are_bad_requests() {
+    let (traces, _dir) = traces().await;
+    let window = Window {
+        start_ns: T0 - 1000 * MS,
+        end_ns: T0 + 10_000 * MS,
+    };
+    let queries = [
+        "{ } | sum(3) = 2",
+        "{ } | sum(3) = min(14)",
+        "3 = 2",
+        "coalesce() | { true }",
+        r#"{ .foo = "a" } | 3 > 2"#,
+        "{ resource.service.name = nil }",
+        "{ true } | by(1)",
+        "{ nil = nil }",
+        "{ 1 = 2 }",
+        r#"{ "a" = "a" }"#,
+        "{ true }",
+        "{ 1 < 1h }",
+        "{ 1 <= 1.1 }",
+        "{ duration % 0 = 1 }",
+        "{ duration / 0 > 1 }",
+        "{ } | count() % 0 = 1",
+        "{ } | count() / 0 > 1",
+        "{ -minInt < 0 }",
+        "{ duration * maxInt > 1 }",
+        "{ duration + maxInt > 1 }",
+        "{ span.http.status_code * maxInt > 1 }",
+        "{ .a ^ 1 = 2 }",
+        "{ -.a = 2 }",
+        "{ !.a }",
+        "{ 2 ^ 2000 > 1 }",
+        r#"{ .http.status_code >= "200" }"#,
+        "{ span.http.status_code = 1.5 }",
+        "{ } | avg(span.http.status_code) > 1",
+        "{ } | sum(duration) > 1h",
+        "{ } | min(span.ratio) < 1 | max(duration) > 0",
+        "{ } | count() > 1 | by(name) | count() = 1",
+        "{ } | by(name) | select(span.http.method) | coalesce()",
+        "{ } | select(duration, name, kind, status, trace:id, rootName, event:name)",
+        "({ } | count() > 1) >> ({ } | by(name))",
+        "{ } >> ({ } | by(name) | count() > 1)",
+        "{ } | by(span.cache.hit) | count() > 0",
+        "{ } | avg(duration) > count()",
+        "{ } | count() + avg(duration) > 2 * count()",
+        "{ } | count() ^ 2 > -1",
+        "{ trace:id = 5 }",
+        "{ event:name = nil }",
+        "{ link:traceID != nil }",
+        "{ name =~ \"a{1000}{1000}\" }",
+        "{ } | by(event.foo)",
+        "{ } | select(event:name, link:spanID, event.x, childCount)",
+        "{ childCount > 0 } >> { event:timeSinceStart > 0 }",
+        "{ span.int-array = 1.5 && resource.str-array != \"x\" && .int-array <= 222 }",
+        "{ span.int-array = true }",
+        "{ .a = .b && .a != span.b && resource.a = .b }",
+        "{ event.a = link.b }",
+        "{ event:timeSinceStart = 1 }",
+        "{ } | avg(childCount) > 0.5",
+        "{ } | sum(event:timeSinceStart) > 0",
+        "{ } | count() > 0 | { traceDuration > 1ms }",
+    ];
+    let mut failures = Vec::new();
+    for q in queries {
+        let request = match SearchRequest::parse(q, window, 100, 100) {
+            Ok(r) => r,
+            Err(crate::Error::BadRequest(_)) => continue,
+            Err(e) => {
+                failures.push(format!("{q}: {e:?}"));
+                continue;
+            }
+        };
+        match search(&traces, &TenantId::default_tenant(), &request).await {
+            Ok(_) | Err(crate::Error::BadRequest(_)) => {}
+            Err(e) => failures.push(format!("{q}: {e:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Odd but parseable metrics queries: each answers, or is a bad request; none fails inside.
+#[tokio::test]
+async fn odd_metrics_queries_answer_or_are_bad_requests() {
+    use super::metrics::{RangeRequest, query_range};
+    let (traces, _dir) = traces().await;
+    let window = Window {
+        start_ns: T0,
+        end_ns: T0 + 10_000 * MS,
+    };
+    let mut failures = Vec::new();
+    for q in [
+        "{ } | rate() by (event.foo)",
+        "{ } | quantile_over_time(name, .5)",
+        "{ } | min_over_time(event:timeSinceStart)",
+        "{ childCount > 0 } | rate() by (childCount)",
+        "{ } | avg_over_time(span.int-array)",
+        "{ } | sum_over_time(span.http.status_code) by (span.cache.hit) > 0 | topk(2) < 100",
+        "({ } | rate()) / ({ } | rate() by (name))",
+        "({ } | rate() by (name)) - ({ } | rate() by (kind))",
+        "({ } | quantile_over_time(duration, .5, .9)) * 1000",
+        "({ status = error } | rate()) / 0",
+        "-({ } | count_over_time())",
+        "({ } | rate() | topk(1)) + 1",
+        "({ } | sum(3) = 2 | rate()) * 2",
+        "({ } | histogram_over_time(duration)) * 2",
+    ] {
+        let request = match RangeRequest::parse(q, window, Some(1000)) {
+            Ok(r) => r,
+            Err(crate::Error::BadRequest(_)) => continue,
+            Err(e) => {
+                failures.push(format!("{q}: {e:?}"));
+                continue;
+            }
+        };
+        match query_range(&traces, &TenantId::default_tenant(), &request).await {
+            Ok(_) | Err(crate::Error::BadRequest(_)) => {}
+            Err(e) => failures.push(format!("{q}: {e:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -9,7 +9,9 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampNanosecondType};
 use spanlake_storage::TenantId;
 
-use super::{Query, SecondStage, compile_metrics, parse};
+use super::{
+    ArithmeticOp, Literal, MetricsMath, Query, SecondStage, Threshold, compile_metrics, parse,
+};
 use crate::tempo::query::texts;
 use crate::traces::{Traces, Window};
 use crate::{Error, Result};
@@ -76,11 +78,161 @@ pub async fn query_range(
     tenant: &TenantId,
     request: &RangeRequest,
 ) -> Result<(Vec<Series>, u64)> {
-    let compiled = compile_metrics(&request.query, request.window, request.step_ms)?;
+    let Some(math) = &request.query.math else {
+        return one_query(traces, tenant, &request.query, request).await;
+    };
+    // Each metrics query of the arithmetic runs on its own, then the series are combined.
+    let mut queries = Vec::new();
+    leaves(&math.expr, &mut queries);
+    let mut results = Vec::with_capacity(queries.len());
+    let mut bytes = 0;
+    for query in queries {
+        let (series, read) = one_query(traces, tenant, query, request).await?;
+        bytes += read;
+        results.push(series);
+    }
+    let mut results = results.into_iter();
+    let mut out = match evaluate(&math.expr, &mut results) {
+        Operand::Series(series) => series,
+        Operand::Number(_) => Vec::new(),
+    };
+    if let Some(threshold) = math.threshold {
+        out = keep_passing(out, threshold);
+    }
+    if let Some(stage) = math.second_stage {
+        out = rank(out, stage);
+    }
+    if let Some(threshold) = math.second_threshold {
+        out = keep_passing(out, threshold);
+    }
+    Ok((out, bytes))
+}
+
+/// The metrics queries of an arithmetic expression, left to right.
+fn leaves<'a>(expr: &'a MetricsMath, out: &mut Vec<&'a Query>) {
+    match expr {
+        MetricsMath::Query(query) => out.push(query),
+        MetricsMath::Number(_) => {}
+        MetricsMath::Binary { lhs, rhs, .. } => {
+            leaves(lhs, out);
+            leaves(rhs, out);
+        }
+    }
+}
+
+/// A value of metrics arithmetic.
+enum Operand {
+    Number(f64),
+    Series(Vec<Series>),
+}
+
+/// `expr` with its queries' series taken from `results`, in the order of [`leaves`].
+fn evaluate(expr: &MetricsMath, results: &mut impl Iterator<Item = Vec<Series>>) -> Operand {
+    match expr {
+        MetricsMath::Query(_) => Operand::Series(results.next().unwrap_or_default()),
+        MetricsMath::Number(Literal::Int(i)) => Operand::Number(*i as f64),
+        MetricsMath::Number(Literal::Float(f)) => Operand::Number(*f),
+        MetricsMath::Number(_) => Operand::Number(f64::NAN),
+        MetricsMath::Binary { op, lhs, rhs } => {
+            let (l, r) = (evaluate(lhs, results), evaluate(rhs, results));
+            combine(*op, l, r)
+        }
+    }
+}
+
+fn apply(op: ArithmeticOp, a: f64, b: f64) -> f64 {
+    match op {
+        ArithmeticOp::Add => a + b,
+        ArithmeticOp::Sub => a - b,
+        ArithmeticOp::Mul => a * b,
+        ArithmeticOp::Div => a / b,
+        ArithmeticOp::Mod => a % b,
+        ArithmeticOp::Pow => a.powf(b),
+    }
+}
+
+/// The labels that identify a series among others: all but `__name__`.
+fn identity(series: &Series) -> Vec<&(String, Label)> {
+    series
+        .labels
+        .iter()
+        .filter(|(k, _)| k != "__name__")
+        .collect()
+}
+
+/// `l op r` point by point. Series of the two sides pair up by their labels; a side without
+/// `by` labels applies to every series of the other. A point is kept where both sides have a
+/// value and the result is a number (Tempo's NaN: no data or a division by zero).
+fn combine(op: ArithmeticOp, l: Operand, r: Operand) -> Operand {
+    let finite = |mut s: Series| {
+        s.samples.retain(|(_, v)| v.is_finite());
+        s
+    };
+    let series = match (l, r) {
+        (Operand::Number(a), Operand::Number(b)) => return Operand::Number(apply(op, a, b)),
+        (Operand::Series(l), Operand::Number(b)) => l
+            .into_iter()
+            .map(|mut s| {
+                s.samples
+                    .iter_mut()
+                    .for_each(|(_, v)| *v = apply(op, *v, b));
+                finite(s)
+            })
+            .collect(),
+        (Operand::Number(a), Operand::Series(r)) => r
+            .into_iter()
+            .map(|mut s| {
+                s.samples
+                    .iter_mut()
+                    .for_each(|(_, v)| *v = apply(op, a, *v));
+                finite(s)
+            })
+            .collect(),
+        (Operand::Series(l), Operand::Series(r)) => {
+            let mut out = Vec::new();
+            for a in &l {
+                for b in &r {
+                    let (ia, ib) = (identity(a), identity(b));
+                    if !(ia == ib || ia.is_empty() || ib.is_empty()) {
+                        continue;
+                    }
+                    let labels = if ia.is_empty() { &b.labels } else { &a.labels };
+                    let at: BTreeMap<i64, f64> = b.samples.iter().copied().collect();
+                    let samples = a
+                        .samples
+                        .iter()
+                        .filter_map(|(t, x)| at.get(t).map(|y| (*t, apply(op, *x, *y))))
+                        .collect();
+                    out.push(finite(Series {
+                        labels: labels.clone(),
+                        samples,
+                    }));
+                }
+            }
+            out
+        }
+    };
+    Operand::Series(
+        series
+            .into_iter()
+            .filter(|s| !s.samples.is_empty())
+            .collect(),
+    )
+}
+
+/// One metrics query, with its comparisons and second stage.
+async fn one_query(
+    traces: &Traces,
+    tenant: &TenantId,
+    query: &Query,
+    request: &RangeRequest,
+) -> Result<(Vec<Series>, u64)> {
+    let compiled = compile_metrics(query, request.window, request.step_ms)?;
     let output = traces
         .engine()
         .query_measured(tenant, &compiled.sql, compiled.params.clone())
-        .await?;
+        .await
+        .map_err(super::compile::run_error)?;
     // Series keyed by their label values, then by value column.
     let mut series: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
     for batch in &output.batches {
@@ -135,10 +287,27 @@ pub async fn query_range(
             Series { labels, samples }
         })
         .collect();
-    if let Some(stage) = request.query.metrics.as_ref().and_then(|m| m.second_stage) {
-        out = rank(out, stage);
+    if let Some(metrics) = &query.metrics {
+        if let Some(threshold) = metrics.threshold {
+            out = keep_passing(out, threshold);
+        }
+        if let Some(stage) = metrics.second_stage {
+            out = rank(out, stage);
+        }
+        if let Some(threshold) = metrics.second_threshold {
+            out = keep_passing(out, threshold);
+        }
     }
     Ok((out, output.bytes_read))
+}
+
+/// `rate() > 10`: only the points that pass; series left without points are dropped.
+fn keep_passing(mut series: Vec<Series>, threshold: Threshold) -> Vec<Series> {
+    for s in &mut series {
+        s.samples.retain(|&(_, v)| threshold.passes(v));
+    }
+    series.retain(|s| !s.samples.is_empty());
+    series
 }
 
 /// `topk(n)` / `bottomk(n)`: at each timestamp, only the `n` largest (smallest) values are

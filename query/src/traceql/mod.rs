@@ -48,6 +48,7 @@
 //! and the syntax tree to [`MAX_TREE_DEPTH`] levels, so hostile input gives a [`ParseError`]
 //! rather than exhausting the stack.
 
+pub(crate) mod arrays;
 mod ast;
 mod compile;
 #[cfg(test)]
@@ -60,12 +61,13 @@ pub mod search;
 pub(crate) mod structural;
 #[cfg(test)]
 mod tests;
+mod validate;
 
 pub use ast::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,
-    Hint, Intrinsic, Literal, MetricsFunction, MetricsQuery, Pipeline, Query, ScalarExpr,
-    ScalarFilter, SecondStage, SpanKind, SpansetExpr, SpansetFilter, SpansetOp, Stage, Status,
-    UnaryOp,
+    Hint, Intrinsic, Literal, MetricsArithmetic, MetricsFunction, MetricsMath, MetricsQuery,
+    Pipeline, Query, ScalarExpr, ScalarFilter, SecondStage, SpanKind, SpansetExpr, SpansetFilter,
+    SpansetOp, Stage, Status, Threshold, UnaryOp,
 };
 pub use compile::{Compiled, CompiledMetrics, Output, compile, compile_metrics};
 pub use parser::{MAX_NESTING, MAX_TREE_DEPTH, ParseError};

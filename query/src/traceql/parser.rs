@@ -23,8 +23,9 @@ use std::fmt;
 
 use super::ast::{
     Aggregate, ArithmeticOp, BinaryOp, ComparisonOp, Field, FieldExpr, Hint, Literal,
-    MetricsFunction, MetricsQuery, PREC_ADDITIVE, PREC_MULTIPLICATIVE, Pipeline, Query, ScalarExpr,
-    ScalarFilter, SecondStage, SpansetExpr, SpansetFilter, SpansetOp, Stage, UnaryOp,
+    MetricsArithmetic, MetricsFunction, MetricsMath, MetricsQuery, PREC_ADDITIVE,
+    PREC_MULTIPLICATIVE, Pipeline, Query, ScalarExpr, ScalarFilter, SecondStage, SpansetExpr,
+    SpansetFilter, SpansetOp, Stage, Threshold, UnaryOp,
 };
 use super::lexer::{Lexer, Punct, Token, TokenKind, describe_text};
 
@@ -104,7 +105,16 @@ fn nesting_bound(input: &str) -> usize {
 
 /// Parses a whole query.
 pub(crate) fn parse_query(input: &str) -> Result<Query, ParseError> {
-    let parse = || Parser::new(input)?.query();
+    // A query is a pipeline, or else arithmetic of metrics queries; of two failures, the one
+    // that got further names the problem.
+    let parse = || match Parser::new(input)?.query() {
+        Ok(query) => Ok(query),
+        Err(error) => match Parser::new(input)?.math_query() {
+            Ok(query) => Ok(query),
+            Err(math) if math.position > error.position => Err(math),
+            Err(_) => Err(error),
+        },
+    };
     if nesting_bound(input) <= INLINE_NESTING {
         return parse();
     }
@@ -188,6 +198,8 @@ struct Parser<'a> {
     token: Token,
     /// Current nesting of parentheses, braces, prefix operators and `^` chains.
     nesting: usize,
+    /// Whether metrics queries end at `)` (inside metrics arithmetic).
+    in_math: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -199,6 +211,7 @@ impl<'a> Parser<'a> {
             lexer,
             token,
             nesting: 0,
+            in_math: false,
         })
     }
 
@@ -309,7 +322,217 @@ impl<'a> Parser<'a> {
             },
             metrics: parsed.metrics,
             hints,
+            math: None,
         })
+    }
+
+    /// Arithmetic of parenthesized metrics queries and numbers, e.g.
+    /// `({ status = error } | rate()) / ({ } | rate()) * 100 > 5 | topk(3)`.
+    fn math_query(mut self) -> Result<Query, ParseError> {
+        self.in_math = true;
+        let start = self.token.clone();
+        let expr = self.math_sum()?;
+        if matches!(expr, MetricsMath::Number(_)) {
+            return Err(self.error_at(
+                &start,
+                "a parenthesized metrics query such as ({ } | rate())",
+            ));
+        }
+        let threshold = self.threshold()?;
+        let mut second_stage = None;
+        let mut second_threshold = None;
+        if self.is_punct(Punct::Pipe) {
+            self.advance()?;
+            second_stage = Some(self.second_stage()?);
+            second_threshold = self.threshold()?;
+        }
+        let mut hints = Vec::new();
+        if self.is_word("with") {
+            hints = self.hints()?;
+        }
+        if !self.is_eof() {
+            return Err(self.error(if second_stage.is_some() {
+                "a comparison or end of query"
+            } else {
+                "an operator (`+ - * /`), a comparison, `|` or end of query"
+            }));
+        }
+        Ok(Query {
+            pipeline: Pipeline {
+                stages: vec![Stage::Spanset(SpansetExpr::Filter(SpansetFilter {
+                    expr: None,
+                }))],
+            },
+            metrics: None,
+            hints,
+            math: Some(Box::new(MetricsArithmetic {
+                expr,
+                threshold,
+                second_stage,
+                second_threshold,
+            })),
+        })
+    }
+
+    /// `a + b - c` of metrics arithmetic.
+    fn math_sum(&mut self) -> Result<MetricsMath, ParseError> {
+        let mut lhs = self.math_product()?;
+        loop {
+            let op = match self.punct() {
+                Some(Punct::Plus) => ArithmeticOp::Add,
+                Some(Punct::Minus) => ArithmeticOp::Sub,
+                _ => return Ok(lhs),
+            };
+            let at = self.advance()?;
+            let rhs = self.math_product()?;
+            lhs = self.math_binary(op, lhs, rhs, &at)?;
+        }
+    }
+
+    /// `a * b / c` of metrics arithmetic.
+    fn math_product(&mut self) -> Result<MetricsMath, ParseError> {
+        let mut lhs = self.math_unary()?;
+        loop {
+            let op = match self.punct() {
+                Some(Punct::Star) => ArithmeticOp::Mul,
+                Some(Punct::Slash) => ArithmeticOp::Div,
+                _ => return Ok(lhs),
+            };
+            let at = self.advance()?;
+            let rhs = self.math_unary()?;
+            lhs = self.math_binary(op, lhs, rhs, &at)?;
+        }
+    }
+
+    /// A number, `-operand` or `( ... )` of metrics arithmetic.
+    fn math_unary(&mut self) -> Result<MetricsMath, ParseError> {
+        const EXPECTED: &str = "a number or a parenthesized metrics query such as ({ } | rate())";
+        let token = self.token.clone();
+        match &token.kind {
+            TokenKind::Punct(Punct::Minus) => {
+                self.advance()?;
+                self.enter(&token)?;
+                let operand = self.math_unary()?;
+                self.leave();
+                self.math_binary(
+                    ArithmeticOp::Mul,
+                    MetricsMath::Number(Literal::Int(-1)),
+                    operand,
+                    &token,
+                )
+            }
+            TokenKind::Integer(value) => {
+                let value = *value;
+                self.advance()?;
+                Ok(MetricsMath::Number(Literal::Int(value)))
+            }
+            TokenKind::Float(value) => {
+                let value = *value;
+                self.advance()?;
+                Ok(MetricsMath::Number(Literal::Float(value)))
+            }
+            TokenKind::Duration(_) => Err(self.error("a number (durations cannot scale metrics)")),
+            TokenKind::Punct(Punct::LParen) => {
+                self.advance()?;
+                self.enter(&token)?;
+                // A metrics query starts like a pipeline; anything else is arithmetic.
+                let starts_pipeline = self.is_punct(Punct::LBrace)
+                    || self.word().is_some_and(|w| {
+                        matches!(w, "by" | "select" | "coalesce") || AGGREGATES.contains(&w)
+                    });
+                let inner = if starts_pipeline {
+                    let parsed = self.pipeline(true)?;
+                    let Some(metrics) = parsed.metrics else {
+                        return Err(self.error("a metrics function such as `| rate()`"));
+                    };
+                    MetricsMath::Query(Box::new(Query {
+                        pipeline: Pipeline {
+                            stages: parsed.stages,
+                        },
+                        metrics: Some(metrics),
+                        hints: Vec::new(),
+                        math: None,
+                    }))
+                } else {
+                    self.math_sum()?
+                };
+                self.expect_punct(Punct::RParen, "`)`")?;
+                self.leave();
+                Ok(inner)
+            }
+            _ => Err(self.error(EXPECTED)),
+        }
+    }
+
+    /// `lhs op rhs`, folded when both are numbers (integers keep integer arithmetic).
+    fn math_binary(
+        &self,
+        op: ArithmeticOp,
+        lhs: MetricsMath,
+        rhs: MetricsMath,
+        at: &Token,
+    ) -> Result<MetricsMath, ParseError> {
+        let (MetricsMath::Number(a), MetricsMath::Number(b)) = (&lhs, &rhs) else {
+            return Ok(MetricsMath::Binary {
+                op,
+                lhs: Box::new(lhs),
+                rhs: Box::new(rhs),
+            });
+        };
+        let float = |l: &Literal| match l {
+            Literal::Int(i) => *i as f64,
+            Literal::Float(f) => *f,
+            _ => f64::NAN,
+        };
+        let folded = match (a, b) {
+            (Literal::Int(x), Literal::Int(y)) => {
+                let value = match op {
+                    ArithmeticOp::Add => x.checked_add(*y),
+                    ArithmeticOp::Sub => x.checked_sub(*y),
+                    ArithmeticOp::Mul => x.checked_mul(*y),
+                    _ => x.checked_div(*y),
+                };
+                match value {
+                    Some(v) => Literal::Int(v),
+                    None => {
+                        return Err(self.error_at(
+                            at,
+                            "an operation on integers with a result (this one overflows or \
+                             divides by zero)",
+                        ));
+                    }
+                }
+            }
+            _ => {
+                let (x, y) = (float(a), float(b));
+                Literal::Float(match op {
+                    ArithmeticOp::Add => x + y,
+                    ArithmeticOp::Sub => x - y,
+                    ArithmeticOp::Mul => x * y,
+                    _ => x / y,
+                })
+            }
+        };
+        Ok(MetricsMath::Number(folded))
+    }
+
+    /// `topk(n)` or `bottomk(n)`.
+    fn second_stage(&mut self) -> Result<SecondStage, ParseError> {
+        let kind = match self.word() {
+            Some("topk") => SecondStage::TopK,
+            Some("bottomk") => SecondStage::BottomK,
+            _ => return Err(self.error("`topk` or `bottomk`")),
+        };
+        let name_token = self.advance()?;
+        let name = &self.input[name_token.start..name_token.end];
+        self.expect_punct(Punct::LParen, &format!("`(` after `{name}`"))?;
+        let limit = match self.token.kind {
+            TokenKind::Integer(value) if value > 0 => value.unsigned_abs(),
+            _ => return Err(self.error("a positive integer")),
+        };
+        self.advance()?;
+        self.expect_punct(Punct::RParen, "`)`")?;
+        Ok(kind(limit))
     }
 
     /// `with (name = value, ...)`.
@@ -391,7 +614,9 @@ impl<'a> Parser<'a> {
                 continue;
             }
             let at_end = if top_level {
-                self.is_eof() || self.is_word("with")
+                self.is_eof()
+                    || self.is_word("with")
+                    || (self.in_math && self.is_punct(Punct::RParen))
             } else {
                 self.is_punct(Punct::RParen)
             };
@@ -736,37 +961,57 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
+        let threshold = self.threshold()?;
         let mut second_stage = None;
+        let mut second_threshold = None;
         if self.is_punct(Punct::Pipe) {
             self.advance()?;
-            let kind = match self.word() {
-                Some("topk") => SecondStage::TopK,
-                Some("bottomk") => SecondStage::BottomK,
-                _ => return Err(self.error("`topk` or `bottomk`")),
-            };
-            let name_token = self.advance()?;
-            let name = &self.input[name_token.start..name_token.end];
-            self.expect_punct(Punct::LParen, &format!("`(` after `{name}`"))?;
-            let limit = match self.token.kind {
-                TokenKind::Integer(value) if value > 0 => value.unsigned_abs(),
-                _ => return Err(self.error("a positive integer")),
-            };
-            self.advance()?;
-            self.expect_punct(Punct::RParen, "`)`")?;
-            second_stage = Some(kind(limit));
+            second_stage = Some(self.second_stage()?);
+            second_threshold = self.threshold()?;
         }
-        if !self.is_eof() && !self.is_word("with") {
+        let closed = self.in_math && self.is_punct(Punct::RParen);
+        if !self.is_eof() && !self.is_word("with") && !closed {
             return Err(self.error(match (by.is_empty(), second_stage.is_none()) {
-                (true, true) => "`by`, `|` or end of query",
-                (false, true) => "`|` or end of query",
-                _ => "end of query",
+                (true, true) => "`by`, a comparison, `|` or end of query",
+                (false, true) => "a comparison, `|` or end of query",
+                _ => "a comparison or end of query",
             }));
         }
         Ok(MetricsQuery {
             function,
             by,
+            threshold,
             second_stage,
+            second_threshold,
         })
+    }
+
+    /// An optional comparison of a metrics series' points with a number: `> 10`, `<= -0.5`.
+    fn threshold(&mut self) -> Result<Option<Threshold>, ParseError> {
+        let op = match self.punct() {
+            Some(Punct::Eq) => ComparisonOp::Eq,
+            Some(Punct::Neq) => ComparisonOp::Neq,
+            Some(Punct::Lt) => ComparisonOp::Lt,
+            Some(Punct::Lte) => ComparisonOp::Lte,
+            Some(Punct::Gt) => ComparisonOp::Gt,
+            Some(Punct::Gte) => ComparisonOp::Gte,
+            _ => return Ok(None),
+        };
+        self.advance()?;
+        let negative = self.is_punct(Punct::Minus);
+        if negative {
+            self.advance()?;
+        }
+        let value = match self.token.kind {
+            TokenKind::Integer(value) => value as f64,
+            TokenKind::Float(value) => value,
+            _ => return Err(self.error("a number to compare the series' points with")),
+        };
+        self.advance()?;
+        Ok(Some(Threshold {
+            op,
+            value: if negative { -value } else { value },
+        }))
     }
 
     /// An attribute or intrinsic (the arguments of metrics functions).

@@ -9,9 +9,9 @@ use std::fmt::{self, Display, Formatter, Write as _};
 
 use super::ast::{
     Aggregate, ArithmeticOp, Attribute, AttributeScope, BinaryOp, ComparisonOp, Field, FieldExpr,
-    Hint, Intrinsic, Literal, MetricsFunction, MetricsQuery, PREC_ATOM, PREC_MULTIPLICATIVE,
-    PREC_UNARY, Pipeline, Query, ScalarExpr, ScalarFilter, SecondStage, SpanKind, SpansetExpr,
-    SpansetFilter, SpansetOp, Stage, Status, UnaryOp,
+    Hint, Intrinsic, Literal, MetricsFunction, MetricsMath, MetricsQuery, PREC_ATOM,
+    PREC_MULTIPLICATIVE, PREC_UNARY, Pipeline, Query, ScalarExpr, ScalarFilter, SecondStage,
+    SpanKind, SpansetExpr, SpansetFilter, SpansetOp, Stage, Status, Threshold, UnaryOp,
 };
 use super::lexer::is_attribute_char;
 
@@ -56,9 +56,22 @@ fn write_list<T: Display>(f: &mut Formatter<'_>, items: &[T]) -> fmt::Result {
 
 impl Display for Query {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.pipeline)?;
-        if let Some(metrics) = &self.metrics {
-            write!(f, " | {metrics}")?;
+        if let Some(math) = &self.math {
+            write!(f, "{}", math.expr)?;
+            if let Some(threshold) = &math.threshold {
+                write!(f, " {threshold}")?;
+            }
+            if let Some(second_stage) = &math.second_stage {
+                write!(f, " | {second_stage}")?;
+            }
+            if let Some(threshold) = &math.second_threshold {
+                write!(f, " {threshold}")?;
+            }
+        } else {
+            write!(f, "{}", self.pipeline)?;
+            if let Some(metrics) = &self.metrics {
+                write!(f, " | {metrics}")?;
+            }
         }
         if !self.hints.is_empty() {
             f.write_str(" with (")?;
@@ -412,10 +425,44 @@ impl Display for MetricsQuery {
             write_list(f, &self.by)?;
             f.write_str(")")?;
         }
+        if let Some(threshold) = &self.threshold {
+            write!(f, " {threshold}")?;
+        }
         if let Some(second_stage) = &self.second_stage {
             write!(f, " | {second_stage}")?;
         }
+        if let Some(threshold) = &self.second_threshold {
+            write!(f, " {threshold}")?;
+        }
         Ok(())
+    }
+}
+
+impl Display for MetricsMath {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsMath::Query(query) => write!(f, "({query})"),
+            MetricsMath::Number(Literal::Float(value)) => write_float(f, *value),
+            MetricsMath::Number(Literal::Int(value)) => write!(f, "{value}"),
+            MetricsMath::Number(literal) => write!(f, "{literal}"),
+            // Operands that are operations are parenthesized: the tree reads back the same.
+            MetricsMath::Binary { op, lhs, rhs } => {
+                let operand = |f: &mut Formatter<'_>, e: &MetricsMath| match e {
+                    MetricsMath::Binary { .. } => write!(f, "({e})"),
+                    _ => write!(f, "{e}"),
+                };
+                operand(f, lhs)?;
+                write!(f, " {op} ")?;
+                operand(f, rhs)
+            }
+        }
+    }
+}
+
+impl Display for Threshold {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", self.op)?;
+        write_float(f, self.value)
     }
 }
 

@@ -8,7 +8,7 @@ use datafusion::common::ScalarValue;
 use serde::Serialize;
 use spanlake_storage::TenantId;
 
-use super::compile::{Compiled, compile};
+use super::compile::{Compiled, compile, run_error, search_scan};
 use super::{Query, parse};
 use crate::tempo::query::{int64s, texts};
 use crate::traces::{FIRST_SLICE_SPANS, Slices, TraceHit, Traces, Window};
@@ -18,7 +18,7 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
     pub query: Query,
-    /// Spans must start in it.
+    /// Traces must overlap it.
     pub window: Window,
     /// Most traces returned, newest first.
     pub limit: usize,
@@ -47,6 +47,8 @@ pub enum Value {
     Int(i64),
     Double(f64),
     Bool(bool),
+    /// An array attribute's elements.
+    Array(Vec<Value>),
 }
 
 /// A span of a spanset.
@@ -65,13 +67,17 @@ pub struct FoundSpan {
 /// The spans of one trace that the query kept together.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FoundSpanset {
-    /// `by(...)` fields and their values.
+    /// `by(...)` fields and their values, typed.
     #[serde(serialize_with = "as_map")]
-    pub group: Vec<(String, String)>,
+    pub group: Vec<(String, Value)>,
     /// In start order, at most [`SearchRequest::spans_per_set`].
     pub spans: Vec<FoundSpan>,
     /// Spans in the spanset.
     pub matched: u64,
+    /// Values of the whole spanset: the aggregates of the scalar filters that kept it, as
+    /// `("count()", Int(3))`.
+    #[serde(serialize_with = "as_map")]
+    pub attributes: Vec<(String, Value)>,
 }
 
 /// A trace found by a TraceQL search.
@@ -162,7 +168,11 @@ async fn newest(
          tql_found GROUP BY trace_id ORDER BY tql_latest DESC, trace_id LIMIT {}",
         limit.max(1)
     );
-    let found = traces.engine().query_measured(tenant, &sql, params).await?;
+    let found = traces
+        .engine()
+        .query_measured(tenant, &sql, params)
+        .await
+        .map_err(run_error)?;
     let mut ids = Vec::new();
     for batch in &found.batches {
         let names = texts(batch, 0)?;
@@ -192,7 +202,12 @@ async fn newest_in_chunks(
     let (mut bytes, mut rows) = (0, 0);
     let mut seen: HashSet<String> = HashSet::new();
     let mut found = Vec::new();
-    let slices = Slices::new(traces.engine(), tenant, request.window, FIRST_SLICE_SPANS);
+    let slices = Slices::new(
+        traces.engine(),
+        tenant,
+        search_scan(request.window),
+        FIRST_SLICE_SPANS,
+    );
     'slices: for slice in slices {
         let room = MAX_CANDIDATE_TRACES - seen.len();
         let candidates = traces
@@ -279,7 +294,11 @@ async fn spansets(
                FROM {relation} tql_found) tql_sets \
          WHERE tql_nth <= {per_set} ORDER BY trace_id, grp, start_time, span_id"
     );
-    let output = traces.engine().query_measured(tenant, &sql, params).await?;
+    let output = traces
+        .engine()
+        .query_measured(tenant, &sql, params)
+        .await
+        .map_err(run_error)?;
     let mut sets = Spansets::new();
     for batch in &output.batches {
         let trace = texts(batch, 0)?;
@@ -308,21 +327,43 @@ async fn spansets(
                     group: if compiled.group_by.is_empty() {
                         Vec::new()
                     } else {
+                        // The key holds each field's value and type.
+                        let parts: Vec<&str> = key.split('\u{1f}').collect();
                         compiled
                             .group_by
                             .iter()
                             .cloned()
-                            .zip(key.split('\u{1f}').map(str::to_string))
+                            .zip(parts.chunks(2).map(|pair| match pair {
+                                [value, kind] => {
+                                    typed(value, Some(*kind).filter(|k| !k.is_empty()))
+                                }
+                                [value] => Value::Str((*value).into()),
+                                _ => Value::Str(String::new()),
+                            }))
                             .collect()
                     },
                     spans: Vec::new(),
                     matched: 0,
+                    attributes: Vec::new(),
                 });
             set.matched = matched[row].max(0) as u64;
+            if set.spans.is_empty() {
+                set.attributes = compiled
+                    .outputs
+                    .iter()
+                    .zip(&shown)
+                    .filter(|(output, _)| output.on_spanset)
+                    .filter_map(|(output, (values, kinds))| {
+                        let value = values[row].as_deref()?;
+                        Some((output.name.clone(), typed(value, kinds[row].as_deref())))
+                    })
+                    .collect();
+            }
             let attributes = compiled
                 .outputs
                 .iter()
                 .zip(&shown)
+                .filter(|(output, _)| !output.on_spanset)
                 .filter_map(|(output, (values, kinds))| {
                     let value = values[row].as_deref()?;
                     Some((output.name.clone(), typed(value, kinds[row].as_deref())))
@@ -351,7 +392,77 @@ fn typed(value: &str, kind: Option<&str>) -> Value {
             .parse()
             .map_or_else(|_| Value::Str(value.into()), Value::Double),
         Some("bool") => Value::Bool(value == "true"),
+        Some("duration") => value.parse::<f64>().map_or_else(
+            |_| Value::Str(value.into()),
+            |nanos| Value::Str(go_duration(nanos.round() as i64)),
+        ),
         Some("status" | "kind") => Value::Str(value.to_ascii_lowercase()),
+        Some("array") => array_value(value).unwrap_or_else(|| Value::Str(value.into())),
         _ => Value::Str(value.into()),
+    }
+}
+
+/// An array attribute stored as OTLP/JSON (`{"values":[{"intValue":"1"}, ...]}`) as typed
+/// elements; nested arrays and key-value lists are shown as their JSON text.
+fn array_value(json: &str) -> Option<Value> {
+    use serde_json::Value as Json;
+    let parsed: Json = serde_json::from_str(json).ok()?;
+    let elements = parsed.get("values").and_then(Json::as_array)?;
+    let element = |e: &Json| -> Value {
+        if let Some(s) = e.get("stringValue").and_then(Json::as_str) {
+            return Value::Str(s.into());
+        }
+        if let Some(i) = e
+            .get("intValue")
+            .and_then(|v| v.as_str().and_then(|t| t.parse().ok()).or(v.as_i64()))
+        {
+            return Value::Int(i);
+        }
+        if let Some(d) = e.get("doubleValue").and_then(Json::as_f64) {
+            return Value::Double(d);
+        }
+        if let Some(b) = e.get("boolValue").and_then(Json::as_bool) {
+            return Value::Bool(b);
+        }
+        Value::Str(e.to_string())
+    };
+    Some(Value::Array(elements.iter().map(element).collect()))
+}
+
+/// A duration in nanoseconds as Go's `time.Duration.String` writes it (`1.5s`, `90ms`,
+/// `1h2m3s`), the form Tempo shows duration aggregates in.
+fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    // Below a second: one unit with a fraction.
+    let fraction = |value: u64, unit: u64| -> String {
+        let whole = value / unit;
+        let rest = value % unit;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let digits = unit.ilog10() as usize;
+        let text = format!("{rest:0digits$}");
+        format!("{whole}.{}", text.trim_end_matches('0'))
+    };
+    if n < 1_000 {
+        return format!("{sign}{n}ns");
+    }
+    if n < 1_000_000 {
+        return format!("{sign}{}µs", fraction(n, 1_000));
+    }
+    if n < 1_000_000_000 {
+        return format!("{sign}{}ms", fraction(n, 1_000_000));
+    }
+    let hours = n / 3_600_000_000_000;
+    let minutes = n / 60_000_000_000 % 60;
+    let seconds = fraction(n % 60_000_000_000, 1_000_000_000);
+    match (hours, minutes) {
+        (0, 0) => format!("{sign}{seconds}s"),
+        (0, m) => format!("{sign}{m}m{seconds}s"),
+        (h, m) => format!("{sign}{h}h{m}m{seconds}s"),
     }
 }

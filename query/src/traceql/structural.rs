@@ -141,6 +141,11 @@ impl Tree {
             .collect();
         let (mut left, mut right) = (vec![false; n], vec![false; n]);
         for (row, &node) in rows.iter().zip(&node_of_row) {
+            // A span that is its own parent is disconnected from the trace's tree: as in
+            // Tempo, it is no operand's span, so it is never kept nor anyone's partner.
+            if row.id.is_some() && row.parent == row.id {
+                continue;
+            }
             left[node] |= row.left;
             right[node] |= row.right;
         }
@@ -387,6 +392,19 @@ mod tests {
         assert_eq!(run(NotParent, &spans), ["root", "a"]);
         assert_eq!(run(UnionParent, &spans), ["b", "c"]);
         assert_eq!(run(UnionAncestor, &spans), ["root", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_span_that_is_its_own_parent_takes_no_part() {
+        let spans = vec![
+            ("a", None, true, true),
+            ("s", Some("s"), true, true),
+            ("b", Some("a"), true, true),
+        ];
+        assert_eq!(run(SpansetOp::NotSibling, &spans), ["a", "b"]);
+        assert_eq!(run(SpansetOp::NotParent, &spans), ["b"]);
+        assert_eq!(run(SpansetOp::NotChild, &spans), ["a"]);
+        assert_eq!(run(SpansetOp::UnionChild, &spans), ["a", "b"]);
     }
 
     #[test]

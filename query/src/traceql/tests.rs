@@ -449,8 +449,29 @@ fn pipelines_and_metrics_structure() {
                 parent: false,
                 name: "a".into(),
             })],
+            threshold: None,
             second_stage: Some(SecondStage::TopK(5)),
+            second_threshold: None,
         })
+    );
+    let filtered = must_parse("{ } | rate() by (name) >= 5.5 | topk(5) < -1");
+    let metrics = filtered.metrics.clone().expect("a metrics query");
+    assert_eq!(
+        (metrics.threshold, metrics.second_threshold),
+        (
+            Some(Threshold {
+                op: ComparisonOp::Gte,
+                value: 5.5
+            }),
+            Some(Threshold {
+                op: ComparisonOp::Lt,
+                value: -1.0
+            })
+        )
+    );
+    assert_eq!(
+        filtered.to_string(),
+        "{} | rate() by (name) >= 5.5 | topk(5) < -1.0"
     );
 }
 
@@ -1020,11 +1041,16 @@ fn random_metrics(rng: &mut Lcg) -> MetricsQuery {
     MetricsQuery {
         function,
         by: (0..rng.below(3)).map(|_| random_field(rng)).collect(),
+        threshold: rng.chance(30).then(|| Threshold {
+            op: rng.pick(&ComparisonOp::ALL),
+            value: random_float(rng),
+        }),
         second_stage: match rng.below(3) {
             0 => Some(SecondStage::TopK(1 + rng.next() % 100)),
             1 => Some(SecondStage::BottomK(1 + rng.next() % 100)),
             _ => None,
         },
+        second_threshold: None,
     }
 }
 
@@ -1045,6 +1071,7 @@ fn random_query(rng: &mut Lcg) -> Query {
         } else {
             Vec::new()
         },
+        math: None,
     }
 }
 
@@ -1068,3 +1095,131 @@ const EXPECTED_STAGE: &str =
     "a pipeline stage (`{ ... }`, `(`, an aggregate, `by`, `select` or `coalesce`)";
 const EXPECTED_SPANSET: &str = "a spanset filter `{ ... }` or a parenthesized pipeline";
 const EXPECTED_SCALAR: &str = "a number, duration, aggregate or parenthesized scalar pipeline";
+
+fn window() -> crate::traces::Window {
+    crate::traces::Window {
+        start_ns: 0,
+        end_ns: 1_000_000_000,
+    }
+}
+
+/// Queries Tempo refuses, with what the 400 must say.
+const REFUSED: &[(&str, &str)] = &[
+    ("{ } | sum(3) = 2", "sum(3) does not refer to the span"),
+    (
+        "{ } | sum(3) = min(14)",
+        "sum(3) does not refer to the span",
+    ),
+    ("sum(3) = 2", "sum(3) does not refer to the span"),
+    (
+        "min(2h) < max(duration)",
+        "min(2h) does not refer to the span",
+    ),
+    (
+        "{ } | max(1h + 2h) > 1",
+        "max(1h + 2h) does not refer to the span",
+    ),
+    ("3 = 2", "3 = 2 compares no aggregate"),
+    (r#"{ .foo = "a" } | 3 > 2"#, "3 > 2 compares no aggregate"),
+    ("coalesce() | { true }", "cannot start with coalesce()"),
+    (
+        "({ } | coalesce() | count() > 1) && (coalesce())",
+        "cannot start with coalesce()",
+    ),
+    (
+        "{ resource.service.name = nil }",
+        "resource.service.name is never nil",
+    ),
+    (
+        "{ nil = resource.service.name }",
+        "resource.service.name is never nil",
+    ),
+    ("{ span:status = nil }", "intrinsics are never nil"),
+    ("{ nil = name }", "intrinsics are never nil"),
+    ("{ true } | by(1)", "by(1) does not refer to the span"),
+    (
+        r#"{ true } | by("foo")"#,
+        r#"by("foo") does not refer to the span"#,
+    ),
+];
+
+#[test]
+fn queries_tempo_refuses_are_bad_requests_that_say_why() {
+    for (query, why) in REFUSED {
+        let parsed = must_parse(query);
+        match compile(&parsed, window()) {
+            Err(crate::Error::BadRequest(message)) => {
+                assert!(message.contains(why), "{query}: {message}");
+            }
+            other => panic!("{query}: expected a bad request, got {other:?}"),
+        }
+    }
+}
+
+/// Metrics arithmetic from Tempo's documentation: parses and prints back to the same tree.
+#[test]
+fn metrics_arithmetic_parses_and_round_trips() {
+    for query in [
+        "({} | rate()) * 100",
+        "({} | rate()) + ({} | count_over_time())",
+        "({status=error} | rate()) / ({} | rate())",
+        "100 * ({status=error} | count_over_time()) / ({} | count_over_time())",
+        "({} | rate()) * (-100)",
+        "100 + ({} | rate())",
+        "({} | rate()) + 1 + 2",
+        "3 * 2 - ({} | rate())",
+        "({} | rate() > 6) * 100 > 5",
+        "({} | rate()) * 10 + 5 > 50 | topk(1)",
+        "({} | rate()) + ({} | rate()) | topk(5) > 10",
+        "({} | count_over_time() by(.service.name)) * 100",
+        "({ } | rate() by (resource.service.name)) / ({ } | rate())",
+        "({} | avg_over_time(span.http.response.body.size)) / (1024 * 1024)",
+    ] {
+        let parsed = must_parse(query);
+        assert!(parsed.math.is_some(), "{query}");
+        let printed = parsed.to_string();
+        assert_eq!(must_parse(&printed), parsed, "{query} printed as {printed}");
+    }
+    // Numbers alone fold, integers as integers.
+    let folded = must_parse("({} | rate()) * (1 / 2 + 0.5)");
+    assert_eq!(folded.to_string(), "({} | rate()) * 0.5");
+    let refused = [
+        "2 * 3",
+        "({} | rate()) % 10",
+        "({} | rate()) * 10s",
+        "{} | rate() + 5",
+        "({} | rate()) + ({ } | count() > 1)",
+        "({} | rate()) / (1 / 0)",
+    ];
+    for query in refused {
+        assert!(parse(query).is_err(), "{query} parsed");
+    }
+    let search = must_parse("({} | rate()) * 100");
+    assert!(matches!(
+        compile(&search, window()),
+        Err(crate::Error::BadRequest(_))
+    ));
+}
+
+#[test]
+fn queries_tempo_accepts_compile() {
+    for query in [
+        "{ nil = nil }",
+        "{ nil != nil }",
+        "{ name != nil }",
+        "{ resource.service.name != nil }",
+        "{ span.foo = nil }",
+        "count() = 1 | { true }",
+        "by(.a) | { true }",
+        "select(.a)",
+        "{ true } | by(1 + .a) | coalesce()",
+        "{ true } | max((1 + .a) * 2) = 1",
+        "{ } | count() % 0 = 1",
+        "{ duration % 0 = 1 }",
+    ] {
+        let parsed = must_parse(query);
+        if let Err(e) = compile(&parsed, window()) {
+            panic!("{query}: {e}");
+        }
+    }
+}

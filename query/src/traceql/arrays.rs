@@ -1,0 +1,205 @@
+//! `tql_array_match(value, type, op, literal)`: TraceQL comparisons on array attributes.
+//!
+//! Attributes are stored as text; an array is its OTLP/JSON `ArrayValue`
+//! (`{"values":[{"intValue":"1"},{"stringValue":"a"}]}`) with the type `array`. As in Tempo, a
+//! comparison with a value holds when an element satisfies it (`=`, `=~`, `<`, ...), and `!=` /
+//! `!~` hold when no element satisfies the positive form. Elements are compared with values of
+//! their kind: strings with strings, ints and doubles with numbers, bools with bools. The
+//! function is false for values that are not arrays (the compiler compares those itself).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
+use arrow::datatypes::DataType;
+use datafusion::common::{Result, exec_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use serde_json::Value as Json;
+
+use super::BinaryOp;
+
+/// The name SQL calls the function by.
+pub const NAME: &str = "tql_array_match";
+
+/// The function, ready to register on a session.
+pub fn udf() -> ScalarUDF {
+    ScalarUDF::from(ArrayMatch {
+        signature: Signature::any(4, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayMatch {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayMatch {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [values, types, ops, literals] = arrays.as_slice() else {
+            return exec_err!("{NAME} takes (value, type, op, literal)");
+        };
+        let text = |a: &ArrayRef| arrow::compute::cast(a, &DataType::Utf8);
+        let (values, types, ops) = (text(values)?, text(types)?, text(ops)?);
+        let (values, types, ops) = (
+            values.as_string::<i32>(),
+            types.as_string::<i32>(),
+            ops.as_string::<i32>(),
+        );
+        let literal_type = literals.data_type().clone();
+        let literal_text = text(literals)?;
+        let literal_text = literal_text.as_string::<i32>();
+        let mut out = Vec::with_capacity(values.len());
+        for row in 0..values.len() {
+            let is_array = types.is_valid(row) && types.value(row) == "array";
+            if !is_array || values.is_null(row) || ops.is_null(row) || literal_text.is_null(row) {
+                out.push(false);
+                continue;
+            }
+            let Some(op) = BinaryOp::ALL
+                .into_iter()
+                .find(|o| o.symbol() == ops.value(row))
+            else {
+                return exec_err!("{NAME}: unknown operator {}", ops.value(row));
+            };
+            let literal = match literal_type {
+                DataType::Boolean => Literal::Bool(literal_text.value(row) == "true"),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                    Literal::Str(literal_text.value(row))
+                }
+                _ => match literal_text.value(row).parse::<f64>() {
+                    Ok(n) => Literal::Num(n),
+                    Err(_) => {
+                        out.push(false);
+                        continue;
+                    }
+                },
+            };
+            out.push(matches(values.value(row), op, &literal)?);
+        }
+        Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(out))))
+    }
+}
+
+/// The value an array's elements are compared with.
+enum Literal<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+}
+
+/// Whether the array `json` satisfies `op literal` (see the module doc).
+fn matches(json: &str, op: BinaryOp, literal: &Literal<'_>) -> Result<bool> {
+    let Ok(parsed) = serde_json::from_str::<Json>(json) else {
+        return Ok(false);
+    };
+    let elements = parsed
+        .get("values")
+        .and_then(Json::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let (positive, negated) = match op {
+        BinaryOp::Neq => (BinaryOp::Eq, true),
+        BinaryOp::NotRegex => (BinaryOp::Regex, true),
+        other => (other, false),
+    };
+    let any = if positive == BinaryOp::Regex {
+        let Literal::Str(pattern) = literal else {
+            return Ok(false);
+        };
+        let strings: StringArray = elements
+            .iter()
+            .filter_map(|e| e.get("stringValue").and_then(Json::as_str))
+            .map(Some)
+            .collect();
+        // The compiler passes the pattern already anchored.
+        let hits =
+            arrow::compute::kernels::regexp::regexp_is_match_scalar(&strings, pattern, None)?;
+        hits.true_count() > 0
+    } else {
+        elements
+            .iter()
+            .any(|e| element_matches(e, positive, literal))
+    };
+    Ok(any != negated)
+}
+
+fn element_matches(element: &Json, op: BinaryOp, literal: &Literal<'_>) -> bool {
+    use std::cmp::Ordering;
+    let ordering = match literal {
+        Literal::Str(s) => element
+            .get("stringValue")
+            .and_then(Json::as_str)
+            .map(|e| e.cmp(s)),
+        Literal::Num(n) => element
+            .get("intValue")
+            .and_then(|v| {
+                v.as_str()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .or(v.as_i64())
+            })
+            .map(|i| i as f64)
+            .or_else(|| element.get("doubleValue").and_then(Json::as_f64))
+            .and_then(|e| e.partial_cmp(n)),
+        Literal::Bool(b) => element
+            .get("boolValue")
+            .and_then(Json::as_bool)
+            .filter(|_| matches!(op, BinaryOp::Eq))
+            .map(|e| {
+                if e == *b {
+                    Ordering::Equal
+                } else {
+                    Ordering::Less
+                }
+            }),
+    };
+    let Some(ordering) = ordering else {
+        return false;
+    };
+    match op {
+        BinaryOp::Eq => ordering == Ordering::Equal,
+        BinaryOp::Lt => ordering == Ordering::Less,
+        BinaryOp::Lte => ordering != Ordering::Greater,
+        BinaryOp::Gt => ordering == Ordering::Greater,
+        BinaryOp::Gte => ordering != Ordering::Less,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTS: &str = r#"{"values":[{"intValue":"111"},{"intValue":"222"}]}"#;
+    const STRS: &str = r#"{"values":[{"stringValue":"value-one"},{"stringValue":"value-three"}]}"#;
+
+    #[test]
+    fn any_element_satisfies_the_positive_forms() {
+        let num = Literal::Num(222.0);
+        assert!(matches(INTS, BinaryOp::Eq, &num).unwrap());
+        assert!(!matches(INTS, BinaryOp::Neq, &num).unwrap());
+        assert!(matches(INTS, BinaryOp::Neq, &Literal::Num(5.0)).unwrap());
+        assert!(matches(INTS, BinaryOp::Gt, &Literal::Num(200.0)).unwrap());
+        assert!(!matches(INTS, BinaryOp::Gt, &Literal::Num(222.0)).unwrap());
+        assert!(!matches(INTS, BinaryOp::Eq, &Literal::Str("222")).unwrap());
+        let three = Literal::Str("value-three");
+        assert!(matches(STRS, BinaryOp::Eq, &three).unwrap());
+        assert!(matches(STRS, BinaryOp::Regex, &Literal::Str("^(?:value-t.*)$")).unwrap());
+        assert!(!matches(STRS, BinaryOp::NotRegex, &Literal::Str("^(?:value-t.*)$")).unwrap());
+        assert!(matches(STRS, BinaryOp::NotRegex, &Literal::Str("^(?:x.*)$")).unwrap());
+        assert!(!matches("not json", BinaryOp::Eq, &three).unwrap());
+    }
+}
