@@ -5,7 +5,6 @@
 //! stacks, never recursion, so depth is bounded only by memory.
 
 use std::cmp::Ordering;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 
 use super::{AssemblyWarning, SpanRecord};

@@ -396,8 +396,6 @@ enum Val {
     Element { list: Nested, stored: Stored },
     /// `nil`.
     Nil,
-    /// Something this store never has (instrumentation-scope attributes): matches nothing.
-    Absent,
 }
 
 /// An operand of a spanset operator: a condition on spans of the base relation, or a relation.
@@ -742,6 +740,7 @@ impl Compiler {
                                 AttributeScope::None
                                     | AttributeScope::Span
                                     | AttributeScope::Resource
+                                    | AttributeScope::Instrumentation
                             )
                     }
                     Field::Intrinsic(i) => matches!(
@@ -801,7 +800,7 @@ impl Compiler {
                 (format!("CAST({sql} AS VARCHAR)"), kind.to_string())
             }
             // Event and link values differ per element; nothing single to show.
-            Val::Element { .. } | Val::Nil | Val::Absent => return Ok(()),
+            Val::Element { .. } | Val::Nil => return Ok(()),
         };
         self.outputs.push(Output {
             name,
@@ -945,7 +944,6 @@ impl Compiler {
                         let inner = test(&stored.value, Some(&stored.ty));
                         self.element_match(*list, &inner)
                     }
-                    Val::Absent => "false".into(),
                     _ => return Err(type_error(whole, "=~ and !~ compare strings")),
                 };
                 Ok(bool_val(sql))
@@ -996,7 +994,6 @@ impl Compiler {
                 bool_attribute(&resource)
             )),
             Val::Element { list, stored } => Ok(self.element_match(list, &bool_attribute(&stored))),
-            Val::Absent => Ok("false".into()),
             _ => Err(type_error(expr, "a condition must be true or false")),
         }
     }
@@ -1045,16 +1042,12 @@ impl Compiler {
                         _ => Err(type_error(whole, "nil can only be compared with = and !=")),
                     };
                 }
-                Val::Absent => "false".into(),
             };
             return match op {
                 BinaryOp::Eq => Ok(format!("(NOT {present})")),
                 BinaryOp::Neq => Ok(present),
                 _ => Err(type_error(whole, "nil can only be compared with = and !=")),
             };
-        }
-        if matches!(l, Val::Absent) || matches!(r, Val::Absent) {
-            return Ok("false".into());
         }
         // Put the stored value on the left.
         let (op, l, r) = match (&l, &r) {
@@ -1250,7 +1243,7 @@ impl Compiler {
                     ty: format!("get_field(tql_u, 'attribute_types')[{key}]"),
                 },
             },
-            AttributeScope::Instrumentation => Val::Absent,
+            AttributeScope::Instrumentation => Val::Attr(stored("scope_")),
         })
     }
 
@@ -1341,7 +1334,7 @@ fn text_of(value: &Val) -> Result<String> {
         Val::Typed { sql, .. } => sql.clone(),
         Val::Attr(s) => s.value.clone(),
         Val::Either { span, resource } => format!("coalesce({}, {})", span.value, resource.value),
-        Val::Nil | Val::Absent => "CAST(NULL AS VARCHAR)".into(),
+        Val::Nil => "CAST(NULL AS VARCHAR)".into(),
         Val::Element { .. } => {
             return Err(Error::BadRequest(
                 "q: by() cannot group by event or link fields".into(),
@@ -1369,7 +1362,7 @@ fn kind_of(value: &Val) -> String {
             "CASE WHEN {} IS NOT NULL THEN {} ELSE {} END",
             span.value, span.ty, resource.ty
         ),
-        Val::Element { .. } | Val::Nil | Val::Absent => "CAST(NULL AS VARCHAR)".into(),
+        Val::Element { .. } | Val::Nil => "CAST(NULL AS VARCHAR)".into(),
     }
 }
 

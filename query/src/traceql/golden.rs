@@ -203,6 +203,10 @@ fn batch(spans: &[Span]) -> arrow::array::RecordBatch {
             .push("service.name", &AttrValue::Str(s.service));
         b.resource_attributes()
             .push("k8s.namespace", &AttrValue::Str(namespace));
+        if s.service == "cart" {
+            b.scope_attributes()
+                .push("library.language", &AttrValue::Str("rust"));
+        }
         if s.service == "payment" {
             b.resource_attributes().push(
                 "str-array",
