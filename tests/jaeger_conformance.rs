@@ -535,13 +535,11 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+type QueryString = Vec<(&'static str, String)>;
+
 /// The v1 search parameters of `case` (`start`/`end` in microseconds, Go durations, tags as
 /// JSON), and the api_v3 ones.
-fn queries(
-    case: &Case,
-    service: &str,
-    base_ns: i64,
-) -> (Vec<(&'static str, String)>, Vec<(&'static str, String)>) {
+fn queries(case: &Case, service: &str, base_ns: i64) -> (QueryString, QueryString) {
     let (from, to) = (base_ns + case.window.0, base_ns + case.window.1);
     let mut v1 = vec![
         ("service", service.to_string()),
@@ -640,12 +638,7 @@ fn jaeger_storage_semantics_case_by_case() {
             .collect();
         // Jaeger's model writes a trace id whose high half is zero as its low half.
         let jaeger_id = trace.strip_prefix("0000000000000000").unwrap_or(trace);
-        assert_eq!(
-            ids,
-            [jaeger_id],
-            "{}: v1 finds the trace",
-            case.caption
-        );
+        assert_eq!(ids, [jaeger_id], "{}: v1 finds the trace", case.caption);
         assert_eq!(
             found["data"][0]["spans"].as_array().unwrap().len(),
             case.spans.len(),
