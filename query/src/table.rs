@@ -61,7 +61,7 @@ use datafusion::physical_plan::union::UnionExec;
 use futures::StreamExt;
 use object_store::ObjectStore;
 use spanlake_storage::dedicated::{self, LEFT_IN_MAP_KEY};
-use spanlake_storage::parquet_file::VALUE_FILTER_COLUMNS;
+use spanlake_storage::parquet_file::{ARRAY_KEYS_KEY, VALUE_FILTER_COLUMNS};
 use spanlake_storage::schema::{
     DEDICATED_ATTRIBUTES, col, file_schema, span_schema, timestamp_type,
 };
@@ -154,12 +154,38 @@ fn text_literal(expr: &Expr) -> Option<&str> {
     }
 }
 
-/// A value one of the map columns with value filters must hold under some key: the map, the
-/// key's dedicated column in files (`attributes` only), the value.
-pub(crate) type ValueWanted = (&'static str, Option<&'static str>, String);
+/// A value one of the map columns with value filters must hold under some key.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ValueWanted {
+    pub map: &'static str,
+    /// The key's dedicated column in files (`attributes` only).
+    pub column: Option<&'static str>,
+    pub value: String,
+    /// The key, when an array value holding the value as an element passes too (TraceQL):
+    /// a file with arrays under the key may hold it whatever its bloom filters say.
+    pub array_key: Option<String>,
+}
+
+impl ValueWanted {
+    fn new(map: &'static str, column: Option<&'static str>, value: &str) -> Self {
+        Self {
+            map,
+            column,
+            value: value.to_string(),
+            array_key: None,
+        }
+    }
+}
 
 /// The map column of `m['k']` (a constant key), when that column has value filters, and the
 /// key's dedicated column. A cast between text types keeps the value.
+fn strip_text_casts(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Cast(c) if c.field.data_type().is_string() => strip_text_casts(&c.expr),
+        e => e,
+    }
+}
+
 fn value_filtered_map(expr: &Expr) -> Option<(&'static str, Option<&'static str>)> {
     match expr {
         Expr::Cast(c) if c.field.data_type().is_string() => value_filtered_map(&c.expr),
@@ -180,6 +206,23 @@ fn value_filtered_map(expr: &Expr) -> Option<(&'static str, Option<&'static str>
 /// writes an unscoped attribute, with the value's type beside it): the (column, value) pairs
 /// of which a row that passes holds at least one.
 fn value_alternatives(expr: &Expr) -> Option<Vec<ValueWanted>> {
+    // TraceQL's `m['k'] = 'v'` on an array: an element equal to the value.
+    if let Expr::ScalarFunction(f) = expr
+        && f.name() == crate::traceql::arrays::NAME
+        && let [value, _, op, wanted] = f.args.as_slice()
+        && text_literal(op) == Some("=")
+        && let (Some((map, column)), Some(wanted)) =
+            (value_filtered_map(value), text_literal(wanted))
+    {
+        let Expr::ScalarFunction(get) = strip_text_casts(value) else {
+            return None;
+        };
+        let key = text_literal(&get.args[1])?;
+        return Some(vec![ValueWanted {
+            array_key: Some(key.to_string()),
+            ..ValueWanted::new(map, column, wanted)
+        }]);
+    }
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
         // `coalesce(c, false)` passes exactly the rows that `c` passes.
         if let Expr::ScalarFunction(f) = expr
@@ -203,7 +246,7 @@ fn value_alternatives(expr: &Expr) -> Option<Vec<ValueWanted>> {
                 (Some(m), Some(v)) => (m, v),
                 _ => (value_filtered_map(right)?, text_literal(left)?),
             };
-            Some(vec![(map, column, value.to_string())])
+            Some(vec![ValueWanted::new(map, column, value)])
         }
         _ => None,
     }
@@ -368,6 +411,13 @@ async fn value_access_plan(
         .key_value_metadata()
         .and_then(|kv| kv.iter().find(|e| e.key == LEFT_IN_MAP_KEY))
         .and_then(|e| e.value.as_deref()?.parse::<u64>().ok());
+    // Keys with array values, whose elements the filters do not hold (files before version 4
+    // do not say).
+    let array_keys: Option<serde_json::Map<String, serde_json::Value>> = metadata
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == ARRAY_KEYS_KEY))
+        .and_then(|e| serde_json::from_str(e.value.as_deref()?).ok());
     let reader: Box<dyn AsyncFileReader> = DefaultParquetFileReaderFactory::new(Arc::clone(&store))
         .create_reader(0, file.clone(), None, &ExecutionPlanMetricsSet::new())?;
     let reader_metadata = ArrowReaderMetadata::try_new(Arc::clone(&metadata), Default::default())?;
@@ -388,7 +438,19 @@ async fn value_access_plan(
         let mut loaded: Vec<Option<Option<Sbbf>>> = vec![None; value_leaves.len()];
         for alternatives in &pruning.values {
             let mut may_hold = false;
-            'alternatives: for (map, column, value) in alternatives {
+            'alternatives: for wanted in alternatives {
+                let (map, column, value) = (&wanted.map, &wanted.column, &wanted.value);
+                if let Some(key) = &wanted.array_key
+                    && array_keys.as_ref().is_none_or(|keys| {
+                        keys.get(*map)
+                            .and_then(|k| k.as_array())
+                            .is_none_or(|k| k.iter().any(|k| k.as_str() == Some(key)))
+                    })
+                {
+                    // The key holds arrays in this file (or the file does not say).
+                    may_hold = true;
+                    break 'alternatives;
+                }
                 let in_column = column.and_then(|c| {
                     value_leaves
                         .iter()
@@ -869,23 +931,44 @@ mod tests {
             coalesce(vec![attr("attributes", "order").eq(lit("o-9")), lit(false)]),
             attr("attributes", "http.route").eq(lit("/cart")),
             attr("resource_attributes", "http.route").eq(lit("/cart")),
+            // TraceQL's `span.tier = "gold"`: the text, or an element of an array.
+            attr("attributes", "tier")
+                .eq(lit("gold"))
+                .and(attr("attribute_types", "tier").is_null())
+                .or(crate::traceql::arrays::udf().call(vec![
+                    attr("attributes", "tier"),
+                    attr("attribute_types", "tier"),
+                    lit("="),
+                    lit("gold"),
+                ])),
         ];
         assert_eq!(
             Pruning::from_filters(&filters).values,
             vec![
-                vec![("attributes", None, "u1".to_string())],
+                vec![ValueWanted::new("attributes", None, "u1")],
                 vec![
-                    ("attributes", None, "eu".to_string()),
-                    ("resource_attributes", None, "eu".to_string())
+                    ValueWanted::new("attributes", None, "eu"),
+                    ValueWanted::new("resource_attributes", None, "eu")
                 ],
                 vec![
-                    ("attributes", None, "gold".to_string()),
-                    ("resource_attributes", None, "gold".to_string())
+                    ValueWanted::new("attributes", None, "gold"),
+                    ValueWanted::new("resource_attributes", None, "gold")
                 ],
-                vec![("attributes", None, "o-9".to_string())],
-                vec![("attributes", Some("attr_http_route"), "/cart".to_string())],
+                vec![ValueWanted::new("attributes", None, "o-9")],
+                vec![ValueWanted::new(
+                    "attributes",
+                    Some("attr_http_route"),
+                    "/cart"
+                )],
                 // Dedicated columns are for span attributes only.
-                vec![("resource_attributes", None, "/cart".to_string())],
+                vec![ValueWanted::new("resource_attributes", None, "/cart")],
+                vec![
+                    ValueWanted::new("attributes", None, "gold"),
+                    ValueWanted {
+                        array_key: Some("tier".into()),
+                        ..ValueWanted::new("attributes", None, "gold")
+                    }
+                ],
             ]
         );
     }
@@ -1357,6 +1440,16 @@ mod tests {
                 b.attributes().push("enduser.id", &AttrValue::Str(&user));
                 b.attributes()
                     .push("http.status_code", &AttrValue::Int(200));
+                match (file, i) {
+                    (0, 0) => b.attributes().push("team", &AttrValue::Str("red")),
+                    (3, 0) => b.attributes().push(
+                        "team",
+                        &AttrValue::Array(
+                            r#"{"values":[{"stringValue":"red"},{"stringValue":"blue"}]}"#.into(),
+                        ),
+                    ),
+                    _ => {}
+                }
                 let deployment = format!("d{file}");
                 b.resource_attributes()
                     .push("deployment", &AttrValue::Str(&deployment));
@@ -1396,6 +1489,18 @@ mod tests {
         let neither =
             "attributes['enduser.id'] = 'user-1-3' AND resource_attributes['deployment'] = 'd2'";
         assert_eq!(count(neither).await, (0, 0));
+        // As TraceQL writes `span.team = "blue"`: the text, or an element of an array. The
+        // filters hold arrays whole, so the files with arrays under the key are read.
+        let element = |value: &str| {
+            format!(
+                "((attributes['team'] = '{value}' AND attribute_types['team'] IS NULL) \
+                 OR tql_array_match(attributes['team'], attribute_types['team'], '=', '{value}'))"
+            )
+        };
+        let (n, files, _) = count_where(&engine, &tenant, &element("blue")).await;
+        assert_eq!((n, files), (1, 1));
+        let (n, files, _) = count_where(&engine, &tenant, &element("red")).await;
+        assert_eq!((n, files), (2, 2));
         // No value filter applies: every file is read.
         assert_eq!(
             count("attributes['enduser.id'] <> 'user-2-7'").await,

@@ -48,6 +48,42 @@ const ROW_GROUP_VALUE_FPP: f64 = 0.05;
 /// Map columns whose values get a row-group bloom filter (their `value` leaf).
 pub const VALUE_FILTER_COLUMNS: [&str; 2] = [col::ATTRIBUTES, col::RESOURCE_ATTRIBUTES];
 
+/// Key of the attribute keys that hold an array value somewhere in a file, in its key-value
+/// metadata (since schema version 4): JSON `{"attributes": [...], "resource_attributes": [...]}`
+/// over the [`VALUE_FILTER_COLUMNS`]. The value bloom filters hold an array's whole OTLP/JSON
+/// text, not its elements, so a reader looking for an element (TraceQL matches arrays by
+/// element) may skip a row group by its filter only where the key holds no array.
+pub const ARRAY_KEYS_KEY: &str = "spanlake.array_keys";
+
+/// Per value-filtered map, the keys that hold an array value in `batches` (JSON, see
+/// [`ARRAY_KEYS_KEY`]).
+fn array_keys(batches: &[RecordBatch]) -> Result<String> {
+    let mut out = serde_json::Map::new();
+    for (map, types) in [
+        (col::ATTRIBUTES, col::ATTRIBUTE_TYPES),
+        (col::RESOURCE_ATTRIBUTES, col::RESOURCE_ATTRIBUTE_TYPES),
+    ] {
+        let mut keys = std::collections::BTreeSet::new();
+        for batch in batches {
+            let column = batch
+                .column_by_name(types)
+                .ok_or_else(|| Error::Internal(format!("span batch without {types}")))?;
+            let types: &MapArray = column.as_map();
+            let (names, values) = (
+                types.keys().as_string::<i32>(),
+                types.values().as_string::<i32>(),
+            );
+            for i in 0..values.len() {
+                if values.is_valid(i) && values.value(i) == "array" {
+                    keys.insert(names.value(i).to_string());
+                }
+            }
+        }
+        out.insert(map.to_string(), keys.into_iter().collect::<Vec<_>>().into());
+    }
+    Ok(serde_json::Value::Object(out).to_string())
+}
+
 /// A Parquet file in memory, with what the catalog needs to know of it.
 pub struct EncodedFile {
     pub bytes: Vec<u8>,
@@ -356,6 +392,10 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
         writer.write(&RecordBatch::try_new(Arc::clone(&stored), columns)?)?;
         writer.flush()?;
     }
+    writer.append_key_value_metadata(KeyValue::new(
+        ARRAY_KEYS_KEY.to_string(),
+        array_keys(batches)?,
+    ));
     writer.append_key_value_metadata(KeyValue::new(
         LEFT_IN_MAP_KEY.to_string(),
         left_in_map.to_string(),
