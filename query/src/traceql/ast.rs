@@ -67,6 +67,25 @@ pub enum MetricsMath {
     },
 }
 
+impl MetricsMath {
+    /// Operators on the longest path from the top to a leaf.
+    pub fn depth(&self) -> usize {
+        match self {
+            Self::Query(_) | Self::Number(_) => 0,
+            Self::Binary { lhs, rhs, .. } => 1 + lhs.depth().max(rhs.depth()),
+        }
+    }
+
+    /// The metrics queries among the leaves.
+    pub fn queries(&self) -> usize {
+        match self {
+            Self::Query(_) => 1,
+            Self::Number(_) => 0,
+            Self::Binary { lhs, rhs, .. } => lhs.queries() + rhs.queries(),
+        }
+    }
+}
+
 /// A query hint: `name = value` inside `with (...)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hint {

@@ -70,7 +70,7 @@ pub use ast::{
     SpansetOp, Stage, Status, Threshold, UnaryOp,
 };
 pub use compile::{Compiled, CompiledMetrics, Output, compile, compile_metrics};
-pub use parser::{MAX_NESTING, MAX_TREE_DEPTH, ParseError};
+pub use parser::{MAX_MATH_DEPTH, MAX_MATH_QUERIES, MAX_NESTING, MAX_TREE_DEPTH, ParseError};
 
 /// Parses a TraceQL query.
 ///

@@ -36,6 +36,13 @@ pub const MAX_NESTING: usize = 256;
 /// it deep without any nesting in the text).
 pub const MAX_TREE_DEPTH: usize = 1024;
 
+/// Most metrics queries one arithmetic expression may combine: each is a scan of the window.
+pub const MAX_MATH_QUERIES: usize = 16;
+
+/// How deep metrics arithmetic may get (`(q) * 1 * 1 * ...` is deep without nesting); its
+/// evaluation recurses once per level.
+pub const MAX_MATH_DEPTH: usize = 64;
+
 /// Why a query could not be parsed, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -473,6 +480,18 @@ impl<'a> Parser<'a> {
         at: &Token,
     ) -> Result<MetricsMath, ParseError> {
         let (MetricsMath::Number(a), MetricsMath::Number(b)) = (&lhs, &rhs) else {
+            if 1 + lhs.depth().max(rhs.depth()) > MAX_MATH_DEPTH {
+                return Err(self.error_at(
+                    at,
+                    &format!("metrics arithmetic at most {MAX_MATH_DEPTH} operators deep"),
+                ));
+            }
+            if lhs.queries() + rhs.queries() > MAX_MATH_QUERIES {
+                return Err(self.error_at(
+                    at,
+                    &format!("metrics arithmetic of at most {MAX_MATH_QUERIES} metrics queries"),
+                ));
+            }
             return Ok(MetricsMath::Binary {
                 op,
                 lhs: Box::new(lhs),

@@ -771,6 +771,33 @@ fn nesting_is_limited() {
     assert_eq!(must_parse(&parsed.to_string()), parsed);
 }
 
+/// Metrics arithmetic is bounded in depth and in the scans it starts, so a long request can
+/// neither exhaust the stack nor start thousands of scans.
+#[test]
+fn metrics_arithmetic_is_bounded() {
+    let deep = format!("({{ }} | rate()){}", " * 2".repeat(30_000));
+    let error = parse(&deep).err();
+    assert!(
+        error
+            .as_ref()
+            .is_some_and(|e| e.expected.contains("operators deep")),
+        "{error:?}"
+    );
+    let fine = format!("({{ }} | rate()){}", " * 2".repeat(MAX_MATH_DEPTH));
+    let parsed = must_parse(&fine);
+    assert_eq!(must_parse(&parsed.to_string()), parsed);
+
+    let wide = vec!["({ } | rate())"; MAX_MATH_QUERIES + 1].join(" + ");
+    let error = parse(&wide).err();
+    assert!(
+        error.as_ref().is_some_and(|e| e
+            .expected
+            .contains(&format!("{MAX_MATH_QUERIES} metrics queries"))),
+        "{error:?}"
+    );
+    must_parse(&vec!["({ } | rate())"; MAX_MATH_QUERIES].join(" + "));
+}
+
 // -------------------------------------------------------------------------------------------
 // Randomized round trip
 // -------------------------------------------------------------------------------------------
