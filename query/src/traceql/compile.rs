@@ -327,6 +327,8 @@ struct Compiler {
     next_alias: usize,
     /// Whether a structural operator was compiled.
     structural: bool,
+    /// For a search, the condition that keeps the traces overlapping the window.
+    overlap: Option<String>,
 }
 
 /// The type of a value known when compiling.
@@ -419,11 +421,13 @@ impl Compiler {
         c.window = if overlap {
             let scan = search_scan(window);
             let (scan_start, scan_end) = (stamp(scan.start_ns), stamp(scan.end_ns));
-            format!(
-                "start_time >= {scan_start} AND start_time < {scan_end}{ONLY} AND trace_id IN \
-                 (SELECT trace_id FROM spans WHERE start_time >= {scan_start} \
-                   AND start_time < {end} AND end_time >= {start}{ONLY})"
-            )
+            // Tested once on the result, not in every copy of the base relation: whether a
+            // trace overlaps is a fact of the whole trace, so it commutes with the pipeline.
+            c.overlap = Some(format!(
+                "trace_id IN (SELECT trace_id FROM spans WHERE start_time >= {scan_start} \
+                 AND start_time < {end} AND end_time >= {start}{ONLY})"
+            ));
+            format!("start_time >= {scan_start} AND start_time < {scan_end}{ONLY}")
         } else {
             format!("start_time >= {start} AND start_time < {end}{ONLY}")
         };
@@ -433,8 +437,15 @@ impl Compiler {
     /// The compiled relation with the base relation written in.
     fn finish(self, relation: String) -> Compiled {
         let base = self.base();
+        let relation = relation.replace(BASE, &base);
+        let relation = match &self.overlap {
+            Some(overlapping) => {
+                format!("(SELECT * FROM {relation} tql_overlapping WHERE {overlapping})")
+            }
+            None => relation,
+        };
         Compiled {
-            relation: relation.replace(BASE, &base),
+            relation,
             params: self.params,
             outputs: self
                 .outputs

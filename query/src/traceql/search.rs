@@ -202,12 +202,13 @@ async fn newest_in_chunks(
     let (mut bytes, mut rows) = (0, 0);
     let mut seen: HashSet<String> = HashSet::new();
     let mut found = Vec::new();
-    let slices = Slices::new(
-        traces.engine(),
-        tenant,
-        search_scan(request.window),
-        FIRST_SLICE_SPANS,
-    );
+    // The candidates: traces with a span that overlaps the window, which starts at most the
+    // trace reach before it and before its end.
+    let reach = Window {
+        start_ns: search_scan(request.window).start_ns,
+        end_ns: request.window.end_ns,
+    };
+    let slices = Slices::new(traces.engine(), tenant, reach, FIRST_SLICE_SPANS);
     'slices: for slice in slices {
         let room = MAX_CANDIDATE_TRACES - seen.len();
         let candidates = traces
@@ -216,10 +217,14 @@ async fn newest_in_chunks(
                 tenant,
                 &format!(
                     "SELECT trace_id, max(start_time) AS tql_latest FROM spans \
-                     WHERE start_time >= $1 AND start_time < $2 GROUP BY trace_id \
-                     ORDER BY tql_latest DESC, trace_id LIMIT {room}"
+                     WHERE start_time >= $1 AND start_time < $2 AND end_time >= $3 \
+                     GROUP BY trace_id ORDER BY tql_latest DESC, trace_id LIMIT {room}"
                 ),
-                vec![stamp(slice.start_ns), stamp(slice.end_ns)],
+                vec![
+                    stamp(slice.start_ns),
+                    stamp(slice.end_ns),
+                    stamp(request.window.start_ns),
+                ],
             )
             .await?;
         bytes += candidates.bytes_read;
