@@ -116,6 +116,11 @@ fn matches(json: &str, op: BinaryOp, literal: &Literal<'_>) -> Result<bool> {
         BinaryOp::NotRegex => (BinaryOp::Regex, true),
         other => (other, false),
     };
+    // As for a single value, `!=` and `!~` compare only with values of the literal's kind:
+    // an array with no element of that kind (or none at all) matches neither form.
+    if negated && !elements.iter().any(|e| of_kind(e, literal)) {
+        return Ok(false);
+    }
     let any = if positive == BinaryOp::Regex {
         let Literal::Str(pattern) = literal else {
             return Ok(false);
@@ -135,6 +140,17 @@ fn matches(json: &str, op: BinaryOp, literal: &Literal<'_>) -> Result<bool> {
             .any(|e| element_matches(e, positive, literal))
     };
     Ok(any != negated)
+}
+
+/// Whether `element` is of the kind `literal` is compared with.
+fn of_kind(element: &Json, literal: &Literal<'_>) -> bool {
+    match literal {
+        Literal::Str(_) => element.get("stringValue").is_some(),
+        Literal::Num(_) => {
+            element.get("intValue").is_some() || element.get("doubleValue").is_some()
+        }
+        Literal::Bool(_) => element.get("boolValue").is_some(),
+    }
 }
 
 fn element_matches(element: &Json, op: BinaryOp, literal: &Literal<'_>) -> bool {
@@ -201,5 +217,16 @@ mod tests {
         assert!(!matches(STRS, BinaryOp::NotRegex, &Literal::Str("^(?:value-t.*)$")).unwrap());
         assert!(matches(STRS, BinaryOp::NotRegex, &Literal::Str("^(?:x.*)$")).unwrap());
         assert!(!matches("not json", BinaryOp::Eq, &three).unwrap());
+    }
+
+    /// `!=` and `!~` compare with elements of the literal's kind only, as a single value does:
+    /// an int array is neither `= "x"` nor `!= "x"`, and an empty array matches no `!=`.
+    #[test]
+    fn negations_need_an_element_of_the_literal_kind() {
+        assert!(!matches(INTS, BinaryOp::Neq, &Literal::Str("x")).unwrap());
+        assert!(!matches(INTS, BinaryOp::NotRegex, &Literal::Str("^(?:.*)$")).unwrap());
+        assert!(!matches(STRS, BinaryOp::Neq, &Literal::Num(1.0)).unwrap());
+        assert!(!matches(r#"{"values":[]}"#, BinaryOp::Neq, &Literal::Num(1.0)).unwrap());
+        assert!(matches(STRS, BinaryOp::Neq, &Literal::Str("x")).unwrap());
     }
 }
