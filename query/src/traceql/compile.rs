@@ -539,6 +539,7 @@ impl Compiler {
                     for field in fields {
                         self.group_by.push(field.to_string());
                         let value = self.field_expr(field)?;
+                        refuse_nested_in_select(&value, field, "by()")?;
                         keys.push(format!(
                             "coalesce(CAST({} AS VARCHAR), 'nil')",
                             text_of(&value)?
@@ -554,6 +555,8 @@ impl Compiler {
                 }
                 Stage::Select(fields) => {
                     for field in fields {
+                        let value = self.field_expr(field)?;
+                        refuse_nested_in_select(&value, field, "select()")?;
                         self.output(field)?;
                     }
                     relation
@@ -1404,6 +1407,18 @@ fn span_first(span: &Stored, resource: &Stored) -> Stored {
             "CASE WHEN {} IS NOT NULL THEN {} ELSE {} END",
             span.value, span.ty, resource.ty
         ),
+    }
+}
+
+/// A condition on events or links holds a subquery, which DataFusion plans in a WHERE clause
+/// but not in the SELECT list that `by()` and `select()` put values in.
+fn refuse_nested_in_select(value: &Val, field: &FieldExpr, stage: &str) -> Result<()> {
+    match value {
+        Val::Typed { sql, .. } if sql.contains("unnest(") => Err(Error::BadRequest(format!(
+            "q: {stage} cannot take a condition on events or links ({field}); filter on it in a \
+             spanset instead, as in {{ {field} }}"
+        ))),
+        _ => Ok(()),
     }
 }
 

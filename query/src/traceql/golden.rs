@@ -660,6 +660,8 @@ async fn odd_queries_answer_or_are_bad_requests() {
         "{ } | avg(childCount) > 0.5",
         "{ } | sum(event:timeSinceStart) > 0",
         "{ } | count() > 0 | { traceDuration > 1ms }",
+        "{ } | by(event.exception.type != nil)",
+        r#"{ } | select(event:name = "x")"#,
     ];
     let mut failures = Vec::new();
     for q in queries {
@@ -677,6 +679,31 @@ async fn odd_queries_answer_or_are_bad_requests() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `by()` and `select()` of a condition on events or links say what to do instead, rather
+/// than answering with the planner's complaint.
+#[tokio::test]
+async fn conditions_on_events_in_by_and_select_are_refused_plainly() {
+    let (traces, _dir) = traces().await;
+    let window = Window {
+        start_ns: T0 - 1000 * MS,
+        end_ns: T0 + 10_000 * MS,
+    };
+    for q in [
+        "{ } | by(event.exception.type != nil)",
+        r#"{ } | select(event:name = "x")"#,
+    ] {
+        let request = SearchRequest::parse(q, window, 100, 100).unwrap();
+        let error = search(&traces, &TenantId::default_tenant(), &request)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("cannot take a condition on events or links"),
+            "{q}: {error}"
+        );
+    }
 }
 
 /// Odd but parseable metrics queries: each answers, or is a bad request; none fails inside.
