@@ -156,7 +156,21 @@ pub fn compile(query: &Query, window: Window) -> Result<Compiled> {
     for aggregate in shown.into_iter().rev() {
         c.spanset_output(aggregate)?;
     }
-    Ok(c.finish(relation))
+    let compiled = c.finish(relation);
+    // Measured again with the base relation written in (a structural search then adds its
+    // chunk of trace ids, as parameters, where the relation may be limited to them).
+    if compiled.relation.len() > MAX_SQL_BYTES {
+        return Err(too_much_sql());
+    }
+    Ok(compiled)
+}
+
+fn too_much_sql() -> Error {
+    Error::BadRequest(format!(
+        "q: the query nests too many spanset operators (it compiles to more than {} KiB of \
+         SQL); split it into simpler queries",
+        MAX_SQL_BYTES >> 10
+    ))
 }
 
 /// A compiled metrics query: one row per time bucket and series.
@@ -574,11 +588,7 @@ impl Compiler {
     fn spanset(&mut self, expr: &SpansetExpr, source: &str) -> Result<String> {
         let sql = self.spanset_unchecked(expr, source)?;
         if sql.len() > MAX_SQL_BYTES {
-            return Err(Error::BadRequest(format!(
-                "q: the query nests too many spanset operators (it compiles to more than {} KiB \
-                 of SQL); split it into simpler queries",
-                MAX_SQL_BYTES >> 10
-            )));
+            return Err(too_much_sql());
         }
         Ok(sql)
     }

@@ -1250,3 +1250,26 @@ fn queries_tempo_accepts_compile() {
         }
     }
 }
+
+/// Structural queries of the size people write compile within the SQL limit, the chunks of
+/// trace ids they run with counted.
+#[test]
+fn practical_structural_queries_compile() {
+    let window = crate::traces::Window {
+        start_ns: 0,
+        end_ns: 1_000_000_000,
+    };
+    for q in [
+        r#"{ resource.service.name = "a" } >> { resource.service.name = "b" } >> { status = error } >> { kind = client } >> { name = "x" }"#,
+        r#"({ .a = 1 } >> { .b = 2 }) && ({ .c = 3 } << { .d = 4 }) && ({ .e = 5 } ~ { .f = 6 })"#,
+        r#"{ rootName = "x" } >> ({ .a = 1 } | count() > 2) >> { childCount > 1 } !> { event:name = "e" }"#,
+    ] {
+        let query = must_parse(q);
+        let compiled = compile(&query, window);
+        assert!(compiled.is_ok(), "{q}: {:?}", compiled.err());
+    }
+    // Where the limit falls for a chain of `>>` (docs/traceql.md says so).
+    let chain = |n: usize| vec!["{ .a = 1 }"; n + 1].join(" >> ");
+    assert!(compile(&must_parse(&chain(9)), window).is_ok());
+    assert!(compile(&must_parse(&chain(10)), window).is_err());
+}
