@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
 use arrow::datatypes::DataType;
-use datafusion::common::{Result, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -48,47 +48,64 @@ impl ScalarUDFImpl for ArrayMatch {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let [values, types, ops, literals] = arrays.as_slice() else {
+        let [values, types, op, literal] = args.args.as_slice() else {
             return exec_err!("{NAME} takes (value, type, op, literal)");
         };
-        let text = |a: &ArrayRef| arrow::compute::cast(a, &DataType::Utf8);
-        let (values, types, ops) = (text(values)?, text(types)?, text(ops)?);
-        let (values, types, ops) = (
-            values.as_string::<i32>(),
-            types.as_string::<i32>(),
-            ops.as_string::<i32>(),
-        );
-        let literal_type = literals.data_type().clone();
-        let literal_text = text(literals)?;
-        let literal_text = literal_text.as_string::<i32>();
-        let mut out = Vec::with_capacity(values.len());
-        for row in 0..values.len() {
-            let is_array = types.is_valid(row) && types.value(row) == "array";
-            if !is_array || values.is_null(row) || ops.is_null(row) || literal_text.is_null(row) {
-                out.push(false);
-                continue;
+        let rows = args.number_rows;
+        if rows == 0 {
+            return Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(Vec::<
+                bool,
+            >::new(
+            )))));
+        }
+        // The operator and the literal are constants of the query: read once, not per row
+        // (from the first row where the planner left them as arrays).
+        let constant = |v: &ColumnarValue| -> Result<ScalarValue> {
+            match v {
+                ColumnarValue::Scalar(s) => Ok(s.clone()),
+                ColumnarValue::Array(a) => ScalarValue::try_from_array(a, 0),
             }
-            let Some(op) = BinaryOp::ALL
-                .into_iter()
-                .find(|o| o.symbol() == ops.value(row))
-            else {
-                return exec_err!("{NAME}: unknown operator {}", ops.value(row));
-            };
-            let literal = match literal_type {
-                DataType::Boolean => Literal::Bool(literal_text.value(row) == "true"),
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                    Literal::Str(literal_text.value(row))
-                }
-                _ => match literal_text.value(row).parse::<f64>() {
-                    Ok(n) => Literal::Num(n),
-                    Err(_) => {
-                        out.push(false);
-                        continue;
-                    }
-                },
-            };
-            out.push(matches(values.value(row), op, &literal)?);
+        };
+        let (op, literal) = (constant(op)?, constant(literal)?);
+        let Some(op) = op
+            .try_as_str()
+            .flatten()
+            .and_then(|op| BinaryOp::ALL.into_iter().find(|o| o.symbol() == op))
+        else {
+            return exec_err!("{NAME}: unknown operator {op}");
+        };
+        let literal_text = if literal.is_null() {
+            None
+        } else {
+            Some(literal.to_string())
+        };
+        let literal = match (&literal_text, literal.data_type()) {
+            (None, _) => None,
+            (Some(t), DataType::Boolean) => Some(Literal::Bool(t == "true")),
+            (Some(t), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+                Some(Literal::Str(t))
+            }
+            (Some(t), _) => t.parse::<f64>().ok().map(Literal::Num),
+        };
+        let Some(literal) = literal else {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::Boolean(Some(false)),
+            ));
+        };
+        let text = |a: ArrayRef| -> Result<ArrayRef> {
+            Ok(if a.data_type() == &DataType::Utf8 {
+                a
+            } else {
+                arrow::compute::cast(&a, &DataType::Utf8)?
+            })
+        };
+        let (values, types) = (text(values.to_array(rows)?)?, text(types.to_array(rows)?)?);
+        let (values, types) = (values.as_string::<i32>(), types.as_string::<i32>());
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            // Most rows are no array: one comparison each.
+            let is_array = types.is_valid(row) && types.value(row) == "array";
+            out.push(is_array && values.is_valid(row) && matches(values.value(row), op, &literal)?);
         }
         Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(out))))
     }
