@@ -935,6 +935,16 @@ pub enum MetricsFunction {
     },
     /// `histogram_over_time(field)`
     HistogramOverTime(Field),
+    /// `compare({ selection }, top_n, start, end)`: the spans the selection filter keeps
+    /// against the others (the baseline), counted per value of every attribute.
+    Compare {
+        /// The filter that picks the selection.
+        selection: SpansetFilter,
+        /// Values kept per attribute and group, most frequent first (1 to 1000, default 10).
+        top_n: u64,
+        /// A time range (UNIX nanoseconds) the selection must also start in.
+        range: Option<(i64, i64)>,
+    },
 }
 
 /// A second stage applied to the series of a metrics query.

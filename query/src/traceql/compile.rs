@@ -208,6 +208,17 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
     validate(query)?;
     let mut c = Compiler::new(window, false);
     let relation = c.pipeline(&query.pipeline, BASE)?;
+    if let F::Compare {
+        selection, range, ..
+    } = &metrics.function
+    {
+        if !metrics.by.is_empty() || metrics.threshold.is_some() || metrics.second_stage.is_some() {
+            return Err(Error::BadRequest(
+                "q: compare() takes no by(), comparison, topk() or bottomk()".into(),
+            ));
+        }
+        return compare(c, relation, selection, *range, step_ms);
+    }
     let mut labels = Vec::new();
     let mut label_columns = Vec::new();
     for (i, field) in metrics.by.iter().enumerate() {
@@ -280,6 +291,7 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
                         .collect(),
                 )
             }
+            F::Compare { .. } => unreachable!("compare() is compiled above"),
             F::HistogramOverTime(_) => {
                 return Err(Error::BadRequest(
                     "q: histogram_over_time() is not supported yet; use quantile_over_time()"
@@ -323,6 +335,68 @@ pub fn compile_metrics(query: &Query, window: Window, step_ms: i64) -> Result<Co
         params,
         labels,
         values,
+    })
+}
+
+/// The labels of the rows [`compare`] returns: the group, the attribute, its value.
+pub const COMPARE_LABELS: [&str; 3] = ["__meta_type", "tql_attribute", "tql_value"];
+
+/// `compare({ selection }, ...)`: the spans of `relation` counted per time bucket, group
+/// (`selection` or `baseline`), attribute (`span.x`, `resource.x`, `name`, `status`, `kind`)
+/// and value; the top N is picked from the counts (`metrics::query_range`).
+fn compare(
+    mut c: Compiler,
+    relation: String,
+    selection: &SpansetFilter,
+    range: Option<(i64, i64)>,
+    step_ms: i64,
+) -> Result<CompiledMetrics> {
+    let mut condition = c.filter(selection)?;
+    // A condition on events or links holds a subquery, which DataFusion plans in a WHERE
+    // clause but not in the SELECT list where the group is computed.
+    if condition.contains("unnest(") {
+        return Err(Error::BadRequest(format!(
+            "q: compare() cannot select by a condition on events or links ({selection})"
+        )));
+    }
+    if let Some((start, end)) = range {
+        let stamp = |ns| ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into()));
+        let (start, end) = (c.bind(stamp(start)), c.bind(stamp(end)));
+        condition = format!("({condition}) AND start_time >= {start} AND start_time < {end}");
+    }
+    let compiled = c.finish(relation);
+    let (relation, params, _) = compiled.restricted(None);
+    let condition = condition.replace(ONLY, "");
+    let entries = |map: &str, prefix: &str| {
+        format!(
+            "SELECT tql_bucket, tql_l0, concat('{prefix}', get_field(tql_e, 'key')) AS tql_l1, \
+               get_field(tql_e, 'value') AS tql_l2 \
+             FROM (SELECT tql_bucket, tql_l0, unnest(map_entries({map})) AS tql_e FROM tql_c) \
+               tql_{prefix_alias}",
+            prefix_alias = map
+        )
+    };
+    let sql = format!(
+        "WITH tql_c AS (SELECT date_bin(INTERVAL '{step_ms} milliseconds', start_time, \
+             TIMESTAMP '1970-01-01T00:00:00Z') AS tql_bucket, \
+             CASE WHEN {condition} THEN 'selection' ELSE 'baseline' END AS tql_l0, \
+             attributes, resource_attributes, span_name, status_code, span_kind \
+           FROM {relation} tql_m) \
+         SELECT tql_bucket, tql_l0, tql_l1, tql_l2, CAST(count(*) AS DOUBLE) AS tql_v0 FROM (\
+           {} UNION ALL {} \
+           UNION ALL SELECT tql_bucket, tql_l0, 'name', span_name FROM tql_c \
+           UNION ALL SELECT tql_bucket, tql_l0, 'status', lower(status_code) FROM tql_c \
+           UNION ALL SELECT tql_bucket, tql_l0, 'kind', lower(span_kind) FROM tql_c) tql_a \
+         GROUP BY tql_bucket, tql_l0, tql_l1, tql_l2 \
+         ORDER BY tql_bucket, tql_l0, tql_l1, tql_l2",
+        entries("attributes", "span."),
+        entries("resource_attributes", "resource."),
+    );
+    Ok(CompiledMetrics {
+        sql,
+        params,
+        labels: COMPARE_LABELS.iter().map(|l| l.to_string()).collect(),
+        values: vec![("compare", None)],
     })
 }
 

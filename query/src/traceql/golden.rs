@@ -510,6 +510,102 @@ async fn metrics_queries_bucket_the_spans() {
         ]
     );
 
+    // compare(): the error spans of checkout and payment against their others, per value of
+    // every attribute.
+    let find = |series: &[Series], labels: [(&str, &str); 2]| -> Option<Vec<(i64, f64)>> {
+        series
+            .iter()
+            .find(|s| s.labels == labels.map(|(k, v)| (k.to_string(), Label::Str(v.to_string()))))
+            .map(|s| s.samples.clone())
+    };
+    let scope = r#"{ resource.service.name = "checkout" || resource.service.name = "payment" }"#;
+    let compared = run(Box::leak(
+        format!("{scope} | compare({{ status = error }})").into_boxed_str(),
+    ))
+    .await;
+    let selection = |k, v| find(&compared, [("__meta_type", "selection"), (k, v)]);
+    let baseline = |k, v| find(&compared, [("__meta_type", "baseline"), (k, v)]);
+    assert_eq!(selection("status", "error"), Some(vec![(t(0), 2.0)]));
+    assert_eq!(baseline("status", "unset"), Some(vec![(t(0), 2.0)]));
+    assert_eq!(baseline("status", "error"), None);
+    assert_eq!(selection("name", "POST /charge"), Some(vec![(t(0), 1.0)]));
+    assert_eq!(baseline("name", "SELECT orders"), Some(vec![(t(0), 1.0)]));
+    assert_eq!(
+        baseline("resource.service.name", "checkout"),
+        Some(vec![(t(0), 2.0)])
+    );
+    assert_eq!(
+        selection("span.http.status_code", "402"),
+        Some(vec![(t(0), 1.0)])
+    );
+    assert!(
+        compared
+            .iter()
+            .all(|s| s.labels[0].0 == "__meta_type" && s.labels.len() == 2),
+        "{compared:?}"
+    );
+    // One value per attribute: the most frequent kept, the rest counted as too many.
+    let top = run(Box::leak(
+        format!("{scope} | compare({{ status = error }}, 1)").into_boxed_str(),
+    ))
+    .await;
+    assert_eq!(
+        find(
+            &top,
+            [("__meta_type", "selection"), ("name", "POST /charge")]
+        ),
+        Some(vec![(t(0), 1.0)])
+    );
+    assert_eq!(
+        find(
+            &top,
+            [("__meta_type", "selection"), ("name", "POST /checkout")]
+        ),
+        None
+    );
+    assert_eq!(
+        find(
+            &top,
+            [("__meta_error", "__too_many_values__"), ("name", "nil")]
+        ),
+        Some(vec![(t(0), 2.0)])
+    );
+    // A time range the selection must also start in: none of the errors starts in the first
+    // nanosecond.
+    let ranged = run(Box::leak(
+        format!(
+            "{scope} | compare({{ status = error }}, 10, {T0}, {})",
+            T0 + 1
+        )
+        .into_boxed_str(),
+    ))
+    .await;
+    assert!(
+        ranged
+            .iter()
+            .all(|s| s.labels[0].1 == Label::Str("baseline".into()))
+    );
+    assert_eq!(
+        find(&ranged, [("__meta_type", "baseline"), ("status", "error")]),
+        Some(vec![(t(0), 2.0)])
+    );
+
+    for refused in [
+        "({ } | compare({ status = error })) * 2",
+        "{ } | compare({ status = error }) by (name)",
+        "{ } | compare({ status = error }) | topk(2)",
+        "{ } | compare({ event:name = \"exception\" })",
+    ] {
+        let request = RangeRequest::parse(refused, window, Some(1000)).unwrap();
+        let error = query_range(&traces, &TenantId::default_tenant(), &request)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, crate::Error::BadRequest(_)),
+            "{refused}: {error:?}"
+        );
+    }
+
     let rate = run("{ status = error } | rate()").await;
     assert_eq!(rate.len(), 1);
     assert_eq!(

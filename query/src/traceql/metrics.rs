@@ -10,7 +10,8 @@ use arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampNanosecondType}
 use spanlake_storage::TenantId;
 
 use super::{
-    ArithmeticOp, Literal, MetricsMath, Query, SecondStage, Threshold, compile_metrics, parse,
+    ArithmeticOp, Literal, MetricsFunction, MetricsMath, Query, SecondStage, Threshold,
+    compile_metrics, parse,
 };
 use crate::tempo::query::texts;
 use crate::traces::{Traces, Window};
@@ -84,6 +85,15 @@ pub async fn query_range(
     // Each metrics query of the arithmetic runs on its own, then the series are combined.
     let mut queries = Vec::new();
     leaves(&math.expr, &mut queries);
+    if queries.iter().any(|q| {
+        q.metrics
+            .as_ref()
+            .is_some_and(|m| matches!(m.function, MetricsFunction::Compare { .. }))
+    }) {
+        return Err(Error::BadRequest(
+            "q: compare() cannot be used in metrics arithmetic".into(),
+        ));
+    }
     let mut results = Vec::with_capacity(queries.len());
     let mut bytes = 0;
     for query in queries {
@@ -106,6 +116,61 @@ pub async fn query_range(
         out = keep_passing(out, threshold);
     }
     Ok((out, bytes))
+}
+
+/// The series of `compare()` as Tempo shows them: `{__meta_type="selection", span.x="v"}`, at
+/// most `top_n` values per group and attribute, most frequent first; an attribute with more
+/// values in either group also gets `{__meta_error="__too_many_values__", span.x=nil}`, whose
+/// points count the spans of the values left out.
+fn compare_series(series: Vec<Series>, top_n: u64) -> Vec<Series> {
+    let text = |s: &Series, i: usize| match s.labels.get(i) {
+        Some((_, Label::Str(v))) => v.clone(),
+        _ => "nil".into(),
+    };
+    let mut by_attribute: BTreeMap<(String, String), Vec<(String, Series)>> = BTreeMap::new();
+    for s in series {
+        let (group, attribute, value) = (text(&s, 0), text(&s, 1), text(&s, 2));
+        by_attribute
+            .entry((attribute, group))
+            .or_default()
+            .push((value, s));
+    }
+    let mut out = Vec::new();
+    let mut left_out: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+    for ((attribute, group), mut values) in by_attribute {
+        let total = |s: &Series| s.samples.iter().map(|(_, v)| v).sum::<f64>();
+        values.sort_by(|(a, sa), (b, sb)| total(sb).total_cmp(&total(sa)).then_with(|| a.cmp(b)));
+        if values.len() as u64 > top_n {
+            let counts = left_out.entry(attribute.clone()).or_default();
+            for (_, s) in values.drain(top_n as usize..) {
+                for (t, v) in s.samples {
+                    *counts.entry(t).or_default() += v;
+                }
+            }
+        }
+        for (value, s) in values {
+            out.push(Series {
+                labels: vec![
+                    ("__meta_type".into(), Label::Str(group.clone())),
+                    (attribute.clone(), Label::Str(value)),
+                ],
+                samples: s.samples,
+            });
+        }
+    }
+    for (attribute, counts) in left_out {
+        out.push(Series {
+            labels: vec![
+                (
+                    "__meta_error".into(),
+                    Label::Str("__too_many_values__".into()),
+                ),
+                (attribute, Label::Str("nil".into())),
+            ],
+            samples: counts.into_iter().collect(),
+        });
+    }
+    out
 }
 
 /// The metrics queries of an arithmetic expression, left to right.
@@ -287,6 +352,11 @@ async fn one_query(
             Series { labels, samples }
         })
         .collect();
+    if let Some(MetricsFunction::Compare { top_n, .. }) =
+        query.metrics.as_ref().map(|m| &m.function)
+    {
+        return Ok((compare_series(out, *top_n), output.bytes_read));
+    }
     if let Some(metrics) = &query.metrics {
         if let Some(threshold) = metrics.threshold {
             out = keep_passing(out, threshold);

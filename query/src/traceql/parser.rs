@@ -157,7 +157,8 @@ const EXPECTED_COMPARISON: &str = "a comparison operator";
 const AGGREGATES: [&str; 5] = ["count", "avg", "min", "max", "sum"];
 
 /// The names of the metrics functions.
-const METRICS_FUNCTIONS: [&str; 8] = [
+const METRICS_FUNCTIONS: [&str; 9] = [
+    "compare",
     "rate",
     "count_over_time",
     "min_over_time",
@@ -919,6 +920,52 @@ impl<'a> Parser<'a> {
     // Metrics
     // ---------------------------------------------------------------------------------------
 
+    /// The arguments of `compare(`: `{ selection }`, then optionally the top N and optionally
+    /// a start and an end (UNIX nanoseconds), and `)`.
+    fn compare(&mut self) -> Result<MetricsFunction, ParseError> {
+        if !self.is_punct(Punct::LBrace) {
+            return Err(self.error("a spanset filter such as `{ status = error }`"));
+        }
+        let (selection, _) = self.spanset_filter()?;
+        let mut numbers = Vec::new();
+        while self.is_punct(Punct::Comma) {
+            self.advance()?;
+            let TokenKind::Integer(n) = self.token.kind else {
+                return Err(self.error(if numbers.is_empty() {
+                    "the number of values per attribute (1 to 1000)"
+                } else {
+                    "a time in UNIX nanoseconds"
+                }));
+            };
+            let at = self.advance()?;
+            numbers.push((n, at));
+        }
+        self.expect_punct(Punct::RParen, "`,` or `)`")?;
+        let top_n = match numbers.first() {
+            None => 10,
+            Some(&(n, _)) if (1..=1000).contains(&n) => n as u64,
+            Some((_, at)) => {
+                return Err(self.error_at(at, "a number of values per attribute from 1 to 1000"));
+            }
+        };
+        let range = match numbers.as_slice() {
+            [] | [_] => None,
+            [_, (start, _), (end, at)] => {
+                if start >= end {
+                    return Err(self.error_at(at, "an end after the start"));
+                }
+                Some((*start, *end))
+            }
+            [_, (_, at)] => return Err(self.error_at(at, "both a start and an end, or neither")),
+            [_, _, _, (_, at), ..] => return Err(self.error_at(at, "`)`")),
+        };
+        Ok(MetricsFunction::Compare {
+            selection,
+            top_n,
+            range,
+        })
+    }
+
     fn metrics(&mut self) -> Result<MetricsQuery, ParseError> {
         let name_token = self.advance()?;
         let name = &self.input[name_token.start..name_token.end];
@@ -932,6 +979,7 @@ impl<'a> Parser<'a> {
                     MetricsFunction::CountOverTime
                 }
             }
+            "compare" => self.compare()?,
             "quantile_over_time" => {
                 let field = self.field_ref()?;
                 let mut quantiles = Vec::new();

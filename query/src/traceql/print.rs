@@ -478,6 +478,17 @@ impl Display for MetricsFunction {
             MetricsFunction::HistogramOverTime(field) => {
                 write!(f, "histogram_over_time({field})")
             }
+            MetricsFunction::Compare {
+                selection,
+                top_n,
+                range,
+            } => {
+                write!(f, "compare({selection}, {top_n}")?;
+                if let Some((start, end)) = range {
+                    write!(f, ", {start}, {end}")?;
+                }
+                f.write_str(")")
+            }
             MetricsFunction::QuantileOverTime { field, quantiles } => {
                 write!(f, "quantile_over_time({field}")?;
                 for quantile in quantiles {

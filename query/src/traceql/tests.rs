@@ -1273,3 +1273,27 @@ fn practical_structural_queries_compile() {
     assert!(compile(&must_parse(&chain(9)), window).is_ok());
     assert!(compile(&must_parse(&chain(10)), window).is_err());
 }
+
+/// `compare()` parses with its optional top N and time range, prints back the same, and its
+/// arguments are checked.
+#[test]
+fn compare_parses_and_checks_its_arguments() {
+    let parsed = must_parse("{ } | compare({ status = error })");
+    assert_eq!(parsed.to_string(), "{} | compare({ status = error }, 10)");
+    assert_eq!(must_parse(&parsed.to_string()), parsed);
+    let ranged = must_parse("{ } | compare({ duration > 1s }, 5, 1000, 2000)");
+    assert_eq!(
+        ranged.to_string(),
+        "{} | compare({ duration > 1s }, 5, 1000, 2000)"
+    );
+    for bad in [
+        "{ } | compare(1)",
+        "{ } | compare({ }, 0)",
+        "{ } | compare({ }, 1001)",
+        "{ } | compare({ }, 10, 5)",
+        "{ } | compare({ }, 10, 5, 3)",
+        "{ } | compare({ }, 10, 1, 2, 3)",
+    ] {
+        assert!(parse(bad).is_err(), "{bad} parses");
+    }
+}
