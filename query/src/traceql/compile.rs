@@ -919,10 +919,11 @@ impl Compiler {
             Aggregate::Count => "'int'",
             Aggregate::Avg(f) | Aggregate::Min(f) | Aggregate::Max(f) | Aggregate::Sum(f) => {
                 let value = self.field_expr(f)?;
-                if numeric(&value, f)?.0 == Ty::Duration {
-                    "'duration'"
-                } else {
-                    "'double'"
+                match numeric(&value, f)?.0 {
+                    Ty::Duration => "'duration'",
+                    // The minimum, maximum or sum of integers is one (`max(childCount)`).
+                    Ty::Int if !matches!(aggregate, Aggregate::Avg(_)) => "'int'",
+                    _ => "'double'",
                 }
             }
         };

@@ -271,7 +271,7 @@ fn value(v: &Value) -> String {
     match v {
         Value::Str(s) => format!("{s:?}"),
         Value::Int(i) => i.to_string(),
-        Value::Double(d) => d.to_string(),
+        Value::Double(d) => format!("{d:?}"),
         Value::Bool(b) => b.to_string(),
         Value::Array(values) => format!(
             "[{}]",
