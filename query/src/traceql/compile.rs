@@ -1565,9 +1565,16 @@ fn stored_vs_typed(
 fn stored_vs_stored(a: &Stored, op: BinaryOp, b: &Stored) -> Result<String> {
     let sql_op = binary_sql(op);
     Ok(match op {
+        // Numbers compare as numbers, whether ints or doubles (200 = 200.0, as in Tempo);
+        // anything else by its text, values of one type only.
         BinaryOp::Eq | BinaryOp::Neq => format!(
-            "({} {sql_op} {} AND {} IS NOT DISTINCT FROM {})",
-            a.value, b.value, a.ty, b.ty
+            "(CASE WHEN {aty} IN ('int', 'double') AND {bty} IN ('int', 'double') \
+               THEN TRY_CAST({av} AS DOUBLE) {sql_op} TRY_CAST({bv} AS DOUBLE) \
+               ELSE {av} {sql_op} {bv} AND {aty} IS NOT DISTINCT FROM {bty} END)",
+            av = a.value,
+            bv = b.value,
+            aty = a.ty,
+            bty = b.ty
         ),
         _ => format!(
             "(TRY_CAST({} AS DOUBLE) {sql_op} TRY_CAST({} AS DOUBLE) AND {} IN ('int', 'double') \

@@ -125,6 +125,7 @@ fn dataset() -> Vec<Span> {
             .kind(Server)
             .time(1000, 30)
             .attr("http.status_code", code(200))
+            .attr("expected.code", AttrValue::Double(200.0))
             .attr("cache.hit", AttrValue::Bool(true)),
         Span {
             bare_event: Some("cache miss"),
