@@ -149,31 +149,20 @@ pub fn decode_with(
             .as_ref()
             .map_or(&[], |r| r.attributes.as_slice());
         // Rendered once, pushed on each of the resource's spans.
-        let resource_stored: Vec<StoredAttr<'_>> = resource_attrs
-            .iter()
-            .take(limits.max_attributes)
-            .filter_map(|kv| {
-                let value = kept_value(kv, limits)?;
-                Some(StoredAttr::new(cut(&kv.key, limits.max_value_bytes), value))
-            })
-            .collect();
+        let resource_stored = rendered(resource_attrs, limits);
         let service_name = service_name(resource_attrs);
         for (s, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
             let (scope_name, scope_version) = scope_spans
                 .scope
                 .as_ref()
                 .map_or(("", ""), |s| (s.name.as_str(), s.version.as_str()));
-            let scope_stored: Vec<StoredAttr<'_>> = scope_spans
-                .scope
-                .as_ref()
-                .map_or(&[][..], |s| s.attributes.as_slice())
-                .iter()
-                .take(limits.max_attributes)
-                .filter_map(|kv| {
-                    let value = kept_value(kv, limits)?;
-                    Some(StoredAttr::new(cut(&kv.key, limits.max_value_bytes), value))
-                })
-                .collect();
+            let scope_stored = rendered(
+                scope_spans
+                    .scope
+                    .as_ref()
+                    .map_or(&[][..], |s| s.attributes.as_slice()),
+                limits,
+            );
             for (i, span) in scope_spans.spans.iter().enumerate() {
                 if let Err(why) = check_span(span) {
                     rejected += 1;
@@ -269,6 +258,18 @@ pub fn decode_with(
         flagged,
         warnings,
     })
+}
+
+/// Attributes shared by many spans (a resource's, a scope's), rendered once within `limits`.
+fn rendered<'a>(attributes: &'a [KeyValue], limits: &Limits) -> Vec<StoredAttr<'a>> {
+    attributes
+        .iter()
+        .take(limits.max_attributes)
+        .filter_map(|kv| {
+            let value = kept_value(kv, limits)?;
+            Some(StoredAttr::new(cut(&kv.key, limits.max_value_bytes), value))
+        })
+        .collect()
 }
 
 /// The resource's `service.name`, or [`UNKNOWN_SERVICE`].

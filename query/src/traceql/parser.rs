@@ -384,30 +384,42 @@ impl<'a> Parser<'a> {
 
     /// `a + b - c` of metrics arithmetic.
     fn math_sum(&mut self) -> Result<MetricsMath, ParseError> {
-        let mut lhs = self.math_product()?;
-        loop {
-            let op = match self.punct() {
-                Some(Punct::Plus) => ArithmeticOp::Add,
-                Some(Punct::Minus) => ArithmeticOp::Sub,
-                _ => return Ok(lhs),
-            };
-            let at = self.advance()?;
-            let rhs = self.math_product()?;
-            lhs = self.math_binary(op, lhs, rhs, &at)?;
-        }
+        self.math_chain(
+            &[
+                (Punct::Plus, ArithmeticOp::Add),
+                (Punct::Minus, ArithmeticOp::Sub),
+            ],
+            Self::math_product,
+        )
     }
 
     /// `a * b / c` of metrics arithmetic.
     fn math_product(&mut self) -> Result<MetricsMath, ParseError> {
-        let mut lhs = self.math_unary()?;
+        self.math_chain(
+            &[
+                (Punct::Star, ArithmeticOp::Mul),
+                (Punct::Slash, ArithmeticOp::Div),
+            ],
+            Self::math_unary,
+        )
+    }
+
+    /// `operand op operand op ...`, left to right, for the operators `ops` of one precedence.
+    fn math_chain(
+        &mut self,
+        ops: &[(Punct, ArithmeticOp)],
+        operand: fn(&mut Self) -> Result<MetricsMath, ParseError>,
+    ) -> Result<MetricsMath, ParseError> {
+        let mut lhs = operand(self)?;
         loop {
-            let op = match self.punct() {
-                Some(Punct::Star) => ArithmeticOp::Mul,
-                Some(Punct::Slash) => ArithmeticOp::Div,
-                _ => return Ok(lhs),
+            let Some(op) = self
+                .punct()
+                .and_then(|p| ops.iter().find(|(q, _)| *q == p).map(|&(_, op)| op))
+            else {
+                return Ok(lhs);
             };
             let at = self.advance()?;
-            let rhs = self.math_unary()?;
+            let rhs = operand(self)?;
             lhs = self.math_binary(op, lhs, rhs, &at)?;
         }
     }
