@@ -43,6 +43,9 @@ pub const MAX_MATH_QUERIES: usize = 16;
 /// evaluation recurses once per level.
 pub const MAX_MATH_DEPTH: usize = 64;
 
+/// A comparison, a second stage and its comparison, after a metrics function.
+type MetricsTail = (Option<Threshold>, Option<SecondStage>, Option<Threshold>);
+
 /// Why a query could not be parsed, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -346,14 +349,7 @@ impl<'a> Parser<'a> {
                 "a parenthesized metrics query such as ({ } | rate())",
             ));
         }
-        let threshold = self.threshold()?;
-        let mut second_stage = None;
-        let mut second_threshold = None;
-        if self.is_punct(Punct::Pipe) {
-            self.advance()?;
-            second_stage = Some(self.second_stage()?);
-            second_threshold = self.threshold()?;
-        }
+        let (threshold, second_stage, second_threshold) = self.metrics_tail()?;
         let mut hints = Vec::new();
         if self.is_word("with") {
             hints = self.hints()?;
@@ -380,6 +376,18 @@ impl<'a> Parser<'a> {
                 second_threshold,
             })),
         })
+    }
+
+    /// What may follow a metrics function or metrics arithmetic: a comparison, then `|` with
+    /// a second stage and its comparison.
+    fn metrics_tail(&mut self) -> Result<MetricsTail, ParseError> {
+        let threshold = self.threshold()?;
+        if !self.is_punct(Punct::Pipe) {
+            return Ok((threshold, None, None));
+        }
+        self.advance()?;
+        let second_stage = self.second_stage()?;
+        Ok((threshold, Some(second_stage), self.threshold()?))
     }
 
     /// `a + b - c` of metrics arithmetic.
@@ -1040,14 +1048,7 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        let threshold = self.threshold()?;
-        let mut second_stage = None;
-        let mut second_threshold = None;
-        if self.is_punct(Punct::Pipe) {
-            self.advance()?;
-            second_stage = Some(self.second_stage()?);
-            second_threshold = self.threshold()?;
-        }
+        let (threshold, second_stage, second_threshold) = self.metrics_tail()?;
         let closed = self.in_math && self.is_punct(Punct::RParen);
         if !self.is_eof() && !self.is_word("with") && !closed {
             return Err(self.error(match (by.is_empty(), second_stage.is_none()) {
