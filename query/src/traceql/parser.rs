@@ -709,14 +709,8 @@ impl<'a> Parser<'a> {
         match operand {
             Operand::Spanset(expr) => Ok((StageItem::Stage(Stage::Spanset(expr)), depth)),
             Operand::Scalar(lhs) => {
-                let op = match self.punct() {
-                    Some(Punct::Eq) => ComparisonOp::Eq,
-                    Some(Punct::Neq) => ComparisonOp::Neq,
-                    Some(Punct::Lt) => ComparisonOp::Lt,
-                    Some(Punct::Lte) => ComparisonOp::Lte,
-                    Some(Punct::Gt) => ComparisonOp::Gt,
-                    Some(Punct::Gte) => ComparisonOp::Gte,
-                    _ => return Ok((StageItem::Bare(lhs), depth)),
+                let Some(op) = self.comparison_op() else {
+                    return Ok((StageItem::Bare(lhs), depth));
                 };
                 self.advance()?;
                 let rhs_token = self.token.clone();
@@ -1066,16 +1060,23 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// The comparison operator at the current token, if it is one (not consumed).
+    fn comparison_op(&self) -> Option<ComparisonOp> {
+        Some(match self.punct()? {
+            Punct::Eq => ComparisonOp::Eq,
+            Punct::Neq => ComparisonOp::Neq,
+            Punct::Lt => ComparisonOp::Lt,
+            Punct::Lte => ComparisonOp::Lte,
+            Punct::Gt => ComparisonOp::Gt,
+            Punct::Gte => ComparisonOp::Gte,
+            _ => return None,
+        })
+    }
+
     /// An optional comparison of a metrics series' points with a number: `> 10`, `<= -0.5`.
     fn threshold(&mut self) -> Result<Option<Threshold>, ParseError> {
-        let op = match self.punct() {
-            Some(Punct::Eq) => ComparisonOp::Eq,
-            Some(Punct::Neq) => ComparisonOp::Neq,
-            Some(Punct::Lt) => ComparisonOp::Lt,
-            Some(Punct::Lte) => ComparisonOp::Lte,
-            Some(Punct::Gt) => ComparisonOp::Gt,
-            Some(Punct::Gte) => ComparisonOp::Gte,
-            _ => return Ok(None),
+        let Some(op) = self.comparison_op() else {
+            return Ok(None);
         };
         self.advance()?;
         let negative = self.is_punct(Punct::Minus);
