@@ -93,6 +93,10 @@ fn pages_render_on_the_server_with_their_data() {
         "span attributes not rendered"
     );
     assert!(html.contains("charges_pkey"), "status message not rendered");
+    assert!(
+        html.contains("shop.module"),
+        "the scope's attributes are not rendered"
+    );
     assert!(html.contains("postgresql"));
 
     // Unknown traces are a clear 404.

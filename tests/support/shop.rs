@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::trace::{
     Span, SpanContext, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
 };
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -82,7 +82,13 @@ impl Shop {
         attributes: Vec<KeyValue>,
         error: Option<&str>,
     ) -> SpanContext {
-        let tracer = self.providers[service].tracer("shop");
+        // A scope with attributes, as instrumentation libraries describe themselves.
+        let tracer = self.providers[service].tracer_with_scope(
+            InstrumentationScope::builder("shop")
+                .with_version("1.0")
+                .with_attributes([KeyValue::new("shop.module", "orders")])
+                .build(),
+        );
         let builder = tracer
             .span_builder(name.to_string())
             .with_kind(kind)

@@ -139,6 +139,9 @@ pub struct SpanDetail {
     pub flags: u32,
     pub attributes: Vec<KeyValue>,
     pub resource: Vec<KeyValue>,
+    /// The instrumentation scope's attributes.
+    #[serde(default)]
+    pub scope_attributes: Vec<KeyValue>,
     pub events: Vec<EventView>,
     pub links: Vec<LinkView>,
 }

@@ -297,6 +297,7 @@ fn detail(s: SpanRecord) -> SpanDetail {
             .filter(|p| !p.is_empty() && p.bytes().any(|b| b != b'0')),
         attributes: key_values(&s.attributes),
         resource: key_values(&s.resource_attributes),
+        scope_attributes: key_values(&s.scope_attributes),
         events: s
             .events
             .iter()

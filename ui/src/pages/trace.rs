@@ -770,6 +770,9 @@ fn DetailBody(span: SpanDetail) -> impl IntoView {
     view! {
         <KvTable title="Attributes" rows=span.attributes.clone()/>
         <KvTable title="Resource" rows=span.resource.clone()/>
+        {(!span.scope_attributes.is_empty()).then(|| view! {
+            <KvTable title="Scope" rows=span.scope_attributes.clone()/>
+        })}
         {(!span.events.is_empty()).then(|| view! {
             <h3>"Events"</h3>
             <ul class="events">
