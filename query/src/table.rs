@@ -61,7 +61,7 @@ use datafusion::physical_plan::union::UnionExec;
 use futures::StreamExt;
 use object_store::ObjectStore;
 use spanlake_storage::dedicated::{self, LEFT_IN_MAP_KEY};
-use spanlake_storage::parquet_file::{ARRAY_KEYS_KEY, VALUE_FILTER_COLUMNS};
+use spanlake_storage::parquet_file::{ARRAY_KEYS_KEY, NESTED_KEYS_KEY, VALUE_FILTER_COLUMNS};
 use spanlake_storage::schema::{
     DEDICATED_ATTRIBUTES, col, file_schema, span_schema, timestamp_type,
 };
@@ -164,6 +164,9 @@ pub(crate) struct ValueWanted {
     /// The key, when an array value holding the value as an element passes too (TraceQL):
     /// a file with arrays under the key may hold it whatever its bloom filters say.
     pub array_key: Option<String>,
+    /// Instead of a value: a key of an attribute set without value filters (the scope's, the
+    /// events', the links'), and the column. A file may hold it when it lists the key there.
+    pub nested_key: Option<(&'static str, String)>,
 }
 
 impl ValueWanted {
@@ -173,7 +176,56 @@ impl ValueWanted {
             column,
             value: value.to_string(),
             array_key: None,
+            nested_key: None,
         }
+    }
+
+    fn nested(column: &'static str, key: &str) -> Self {
+        Self {
+            nested_key: Some((column, key.to_string())),
+            ..Self::new(column, None, "")
+        }
+    }
+}
+
+/// `has_attribute(events, 'k', 'v')` (or `links`), or `scope_attributes['k'] = 'v'`: the
+/// nested attribute set and the key.
+fn nested_alternative(expr: &Expr) -> Option<ValueWanted> {
+    match expr {
+        Expr::ScalarFunction(f) if f.name() == crate::nested::HAS_ATTRIBUTE => {
+            let [list, key, _] = f.args.as_slice() else {
+                return None;
+            };
+            let column = [col::EVENTS, col::LINKS]
+                .into_iter()
+                .find(|c| column_name(list) == Some(*c))?;
+            Some(ValueWanted::nested(column, text_literal(key)?))
+        }
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => {
+            let get = match (strip_text_casts(left), strip_text_casts(right)) {
+                (Expr::ScalarFunction(f), v) | (v, Expr::ScalarFunction(f))
+                    if f.name() == "get_field" && text_literal(v).is_some() =>
+                {
+                    f
+                }
+                _ => return None,
+            };
+            let [map, key] = get.args.as_slice() else {
+                return None;
+            };
+            if column_name(map) != Some(col::SCOPE_ATTRIBUTES) {
+                return None;
+            }
+            Some(ValueWanted::nested(
+                col::SCOPE_ATTRIBUTES,
+                text_literal(key)?,
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -206,6 +258,9 @@ fn value_filtered_map(expr: &Expr) -> Option<(&'static str, Option<&'static str>
 /// writes an unscoped attribute, with the value's type beside it): the (column, value) pairs
 /// of which a row that passes holds at least one.
 fn value_alternatives(expr: &Expr) -> Option<Vec<ValueWanted>> {
+    if let Some(nested) = nested_alternative(expr) {
+        return Some(vec![nested]);
+    }
     // TraceQL's `m['k'] = 'v'` on an array: an element equal to the value.
     if let Expr::ScalarFunction(f) = expr
         && f.name() == crate::traceql::arrays::NAME
@@ -418,6 +473,11 @@ async fn value_access_plan(
         .key_value_metadata()
         .and_then(|kv| kv.iter().find(|e| e.key == ARRAY_KEYS_KEY))
         .and_then(|e| serde_json::from_str(e.value.as_deref()?).ok());
+    let nested_keys: Option<serde_json::Map<String, serde_json::Value>> = metadata
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == NESTED_KEYS_KEY))
+        .and_then(|e| serde_json::from_str(e.value.as_deref()?).ok());
     let reader: Box<dyn AsyncFileReader> = DefaultParquetFileReaderFactory::new(Arc::clone(&store))
         .create_reader(0, file.clone(), None, &ExecutionPlanMetricsSet::new())?;
     let reader_metadata = ArrowReaderMetadata::try_new(Arc::clone(&metadata), Default::default())?;
@@ -439,6 +499,19 @@ async fn value_access_plan(
         for alternatives in &pruning.values {
             let mut may_hold = false;
             'alternatives: for wanted in alternatives {
+                if let Some((nested, key)) = &wanted.nested_key {
+                    // No filters there: the file may hold it where it has the key (or does
+                    // not say).
+                    if nested_keys.as_ref().is_none_or(|keys| {
+                        keys.get(*nested)
+                            .and_then(|k| k.as_array())
+                            .is_none_or(|k| k.iter().any(|k| k.as_str() == Some(key)))
+                    }) {
+                        may_hold = true;
+                        break 'alternatives;
+                    }
+                    continue;
+                }
                 let (map, column, value) = (&wanted.map, &wanted.column, &wanted.value);
                 if let Some(key) = &wanted.array_key
                     && array_keys.as_ref().is_none_or(|keys| {
@@ -1450,6 +1523,18 @@ mod tests {
                     ),
                     _ => {}
                 }
+                if (file, i) == (2, 0) {
+                    let events = b.events();
+                    events.begin_event(&spanlake_storage::batch::EventFields {
+                        time_unix_nano: 0,
+                        name: "exception",
+                        dropped_attributes_count: 0,
+                    });
+                    events
+                        .attributes()
+                        .push("exception.type", &AttrValue::Str("IOError"));
+                    events.end_event();
+                }
                 let deployment = format!("d{file}");
                 b.resource_attributes()
                     .push("deployment", &AttrValue::Str(&deployment));
@@ -1501,6 +1586,23 @@ mod tests {
         assert_eq!((n, files), (1, 1));
         let (n, files, _) = count_where(&engine, &tenant, &element("red")).await;
         assert_eq!((n, files), (2, 2));
+        // As the Jaeger and native searches match a tag: also in the scope's, events' and
+        // links' attributes, which have no value filters. Files list the keys found there, so
+        // only those with the key are read whatever their filters say.
+        let tag = |key: &str, value: &str| {
+            format!(
+                "(attributes['{key}'] = '{value}' OR resource_attributes['{key}'] = '{value}' \
+                 OR scope_attributes['{key}'] = '{value}' \
+                 OR has_attribute(events, '{key}', '{value}') \
+                 OR has_attribute(links, '{key}', '{value}'))"
+            )
+        };
+        let (n, files, _) = count_where(&engine, &tenant, &tag("enduser.id", "user-1-3")).await;
+        assert_eq!((n, files), (1, 1));
+        let (n, files, _) = count_where(&engine, &tenant, &tag("exception.type", "IOError")).await;
+        assert_eq!((n, files), (1, 1));
+        let (n, files, _) = count_where(&engine, &tenant, &tag("exception.type", "none")).await;
+        assert_eq!((n, files), (0, 1));
         // No value filter applies: every file is read.
         assert_eq!(
             count("attributes['enduser.id'] <> 'user-2-7'").await,

@@ -84,6 +84,56 @@ fn array_keys(batches: &[RecordBatch]) -> Result<String> {
     Ok(serde_json::Value::Object(out).to_string())
 }
 
+/// Key of the attribute keys present in the attribute sets without value filters, in a file's
+/// key-value metadata (since schema version 4): JSON `{"scope_attributes": [...], "events":
+/// [...], "links": [...]}`. A tag search matches a tag in those places too (as Jaeger does);
+/// a file none of whose scopes, events or links has the key can be skipped by the value
+/// filters of the span and resource attributes alone.
+pub const NESTED_KEYS_KEY: &str = "spanlake.nested_keys";
+
+/// The keys of the scope, event and link attributes of `batches` (JSON, see
+/// [`NESTED_KEYS_KEY`]).
+fn nested_keys(batches: &[RecordBatch]) -> Result<String> {
+    let keys_of = |map: &MapArray, into: &mut std::collections::BTreeSet<String>| {
+        let names = map.keys().as_string::<i32>();
+        // Only the entries the rows use (a sliced map's buffers may hold others).
+        let offsets = map.offsets();
+        let (from, to) = (offsets[0] as usize, offsets[map.len()] as usize);
+        for i in from..to {
+            into.insert(names.value(i).to_string());
+        }
+    };
+    let mut out = serde_json::Map::new();
+    for name in [col::SCOPE_ATTRIBUTES, col::EVENTS, col::LINKS] {
+        let mut keys = std::collections::BTreeSet::new();
+        for batch in batches {
+            let column = batch
+                .column_by_name(name)
+                .ok_or_else(|| Error::Internal(format!("span batch without {name}")))?;
+            if name == col::SCOPE_ATTRIBUTES {
+                keys_of(column.as_map(), &mut keys);
+                continue;
+            }
+            let list = column.as_list::<i32>();
+            let (from, to) = (
+                list.offsets()[0] as usize,
+                list.offsets()[list.len()] as usize,
+            );
+            let items = list.values().as_struct();
+            let attributes = items
+                .column_by_name("attributes")
+                .ok_or_else(|| Error::Internal(format!("{name} without attributes")))?
+                .slice(from, to - from);
+            keys_of(attributes.as_map(), &mut keys);
+        }
+        out.insert(
+            name.to_string(),
+            keys.into_iter().collect::<Vec<_>>().into(),
+        );
+    }
+    Ok(serde_json::Value::Object(out).to_string())
+}
+
 /// A Parquet file in memory, with what the catalog needs to know of it.
 pub struct EncodedFile {
     pub bytes: Vec<u8>,
@@ -395,6 +445,10 @@ pub fn encode(batches: &[RecordBatch], effort: Effort) -> Result<EncodedFile> {
     writer.append_key_value_metadata(KeyValue::new(
         ARRAY_KEYS_KEY.to_string(),
         array_keys(batches)?,
+    ));
+    writer.append_key_value_metadata(KeyValue::new(
+        NESTED_KEYS_KEY.to_string(),
+        nested_keys(batches)?,
     ));
     writer.append_key_value_metadata(KeyValue::new(
         LEFT_IN_MAP_KEY.to_string(),
