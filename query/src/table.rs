@@ -229,8 +229,7 @@ fn nested_alternative(expr: &Expr) -> Option<ValueWanted> {
     }
 }
 
-/// The map column of `m['k']` (a constant key), when that column has value filters, and the
-/// key's dedicated column. A cast between text types keeps the value.
+/// `expr` without the casts between text types around it, which keep the value.
 fn strip_text_casts(expr: &Expr) -> &Expr {
     match expr {
         Expr::Cast(c) if c.field.data_type().is_string() => strip_text_casts(&c.expr),
@@ -238,9 +237,10 @@ fn strip_text_casts(expr: &Expr) -> &Expr {
     }
 }
 
-fn value_filtered_map(expr: &Expr) -> Option<(&'static str, Option<&'static str>)> {
-    match expr {
-        Expr::Cast(c) if c.field.data_type().is_string() => value_filtered_map(&c.expr),
+/// The map column of `m['k']` (a constant key), when that column has value filters, the
+/// key's dedicated column, and the key.
+fn value_filtered_map(expr: &Expr) -> Option<(&'static str, Option<&'static str>, &str)> {
+    match strip_text_casts(expr) {
         Expr::ScalarFunction(f) if f.name() == "get_field" && f.args.len() == 2 => {
             let key = text_literal(&f.args[1])?;
             let name = column_name(&f.args[0])?;
@@ -248,7 +248,7 @@ fn value_filtered_map(expr: &Expr) -> Option<(&'static str, Option<&'static str>
             let column = (map == col::ATTRIBUTES)
                 .then(|| dedicated::column_of(key))
                 .flatten();
-            Some((map, column))
+            Some((map, column, key))
         }
         _ => None,
     }
@@ -266,13 +266,9 @@ fn value_alternatives(expr: &Expr) -> Option<Vec<ValueWanted>> {
         && f.name() == crate::traceql::arrays::NAME
         && let [value, _, op, wanted] = f.args.as_slice()
         && text_literal(op) == Some("=")
-        && let (Some((map, column)), Some(wanted)) =
+        && let (Some((map, column, key)), Some(wanted)) =
             (value_filtered_map(value), text_literal(wanted))
     {
-        let Expr::ScalarFunction(get) = strip_text_casts(value) else {
-            return None;
-        };
-        let key = text_literal(&get.args[1])?;
         return Some(vec![ValueWanted {
             array_key: Some(key.to_string()),
             ..ValueWanted::new(map, column, wanted)
@@ -297,7 +293,7 @@ fn value_alternatives(expr: &Expr) -> Option<Vec<ValueWanted>> {
             Some(either)
         }
         Operator::Eq => {
-            let ((map, column), value) = match (value_filtered_map(left), text_literal(right)) {
+            let ((map, column, _), value) = match (value_filtered_map(left), text_literal(right)) {
                 (Some(m), Some(v)) => (m, v),
                 _ => (value_filtered_map(right)?, text_literal(left)?),
             };
